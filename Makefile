@@ -1,0 +1,42 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is a step of them.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+REQUIREMENTS := requirements/base.txt requirements/dev.txt requirements/production.txt requirements/device.txt
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format install check-deploy clean
+
+$(STAMP): $(REQUIREMENTS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: the whole product locally, on http://127.0.0.1:8000
+run: install
+	$(BIN)/python bin/devstack.py
+
+## make test: ruff, then the whole test suite
+test: install lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## The production settings pass Django's deployment checks.
+check-deploy: install
+	DJANGO_SETTINGS_MODULE=astroplant_site.settings.production \
+	DJANGO_SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))') \
+	DJANGO_ALLOWED_HOSTS=astroplant.example.org \
+	$(BIN)/python manage.py check --deploy --fail-level WARNING
+
+clean:
+	rm -rf $(VENV) var staticfiles

@@ -1,0 +1,68 @@
+"""One place that turns every API error into a JSON body a person can act on.
+
+Validation errors answer `{"detail": "...", "errors": {"field": ["message", ...]}}`; every other
+error answers `{"detail": "..."}`. Nested fields are flattened to paths such as `sensors[0].key`.
+"""
+
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from kits.exceptions import KitError, KitInvalid, KitNotFound, KitPermissionDenied, MemberNotFound
+
+
+def api_exception_handler(exc, context):
+    exc = _as_api_exception(exc)
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        response = Response(
+            {"detail": _summary(errors), "errors": errors},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+        return response
+    response = exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.ParseError):
+        response.data = {"detail": f"The request body is not valid JSON: {exc.detail}"}
+    return response
+
+
+def _as_api_exception(exc):
+    if isinstance(exc, KitInvalid):
+        return exceptions.ValidationError(exc.field_errors)
+    if isinstance(exc, KitNotFound | MemberNotFound):
+        return exceptions.NotFound(exc.message)
+    if isinstance(exc, KitPermissionDenied):
+        return exceptions.PermissionDenied(exc.message)
+    if isinstance(exc, KitError):
+        return exceptions.APIException(exc.message)
+    if isinstance(exc, Http404):
+        return exceptions.NotFound("Nothing is here.")
+    return exc
+
+
+def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
+    if isinstance(detail, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            name = "body" if key == "non_field_errors" and not prefix else key
+            path = f"{prefix}.{name}" if prefix else name
+            for field, messages in _flatten(value, path).items():
+                flat.setdefault(field, []).extend(messages)
+        return flat
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return {prefix or "body": [str(item) for item in detail]}
+        flat = {}
+        for index, item in enumerate(detail):
+            if item:
+                flat.update(_flatten(item, f"{prefix}[{index}]"))
+        return flat
+    return {prefix or "body": [str(detail)]}
+
+
+def _summary(errors: dict[str, list[str]]) -> str:
+    first_field, first_messages = next(iter(errors.items()))
+    more = len(errors) - 1
+    tail = f" (and {more} more field{'s' if more > 1 else ''})" if more else ""
+    return f"Invalid input: {first_field}: {' '.join(first_messages)}{tail}"

@@ -1,0 +1,1 @@
+"""Settings package: `local` (the default), `test` and `production` all build on `base`."""

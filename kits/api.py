@@ -1,0 +1,186 @@
+"""The kit API: `/kits`, `/kits/{id}` and `/kits/{id}/members`. Each view parses its input, calls
+one selector or service, and shapes the output; permission scoping lives in the selectors."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import selectors, services
+from .exceptions import KitPermissionDenied
+from .serializers import (
+    ErrorSerializer,
+    KitCreateInputSerializer,
+    KitOutputSerializer,
+    KitUpdateInputSerializer,
+    MemberInputSerializer,
+    MemberOutputSerializer,
+    MemberRoleInputSerializer,
+    ValidationErrorSerializer,
+)
+
+BAD_INPUT = OpenApiResponse(ValidationErrorSerializer, description="The input is invalid; `errors` says where.")
+NOT_SIGNED_IN = OpenApiResponse(ErrorSerializer, description="Sign in first (send `Authorization: Token <token>`).")
+FORBIDDEN = OpenApiResponse(ErrorSerializer, description="You may see this kit but not do this to it.")
+NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such kit, or one you may not see: the two look alike.")
+
+
+def _kit_to_manage(request, kit_id: str):
+    """The kit, if the caller may manage it: 404 if they may not see it, 401/403 otherwise."""
+    kit = selectors.kit_get_visible(user=request.user, kit_id=kit_id)
+    if not request.user.is_authenticated:
+        raise NotAuthenticated("Sign in to change a kit.")
+    if not selectors.kit_can_manage(user=request.user, kit=kit):
+        raise KitPermissionDenied("Only the kit's owners and staff may do this.")
+    return kit
+
+
+def _kit_output(request, kit) -> dict:
+    kit = selectors.kit_get_visible(user=request.user, kit_id=kit.id)  # fresh, with the caller's role
+    return KitOutputSerializer(kit, context={"request": request}).data
+
+
+class KitPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class KitListApi(GenericAPIView):
+    pagination_class = KitPagination
+    serializer_class = KitOutputSerializer
+
+    @extend_schema(
+        operation_id="kits_list",
+        summary="List the kits you may see",
+        description="Public kits for anyone; a grower's own kits too; every kit for staff. Paginated.",
+        responses={200: KitOutputSerializer(many=True), 404: NOT_FOUND},
+    )
+    def get(self, request):
+        kits = selectors.kits_visible_to(request.user)
+        page = self.paginate_queryset(kits)
+        data = KitOutputSerializer(page, many=True, context={"request": request}).data
+        return self.get_paginated_response(data)
+
+    @extend_schema(
+        operation_id="kits_create",
+        summary="Register a kit (staff)",
+        request=KitCreateInputSerializer,
+        responses={201: KitOutputSerializer, 400: BAD_INPUT, 401: NOT_SIGNED_IN, 403: FORBIDDEN},
+    )
+    def post(self, request):
+        if not request.user.is_authenticated:
+            raise NotAuthenticated("Sign in as staff to register a kit.")
+        if not request.user.is_staff:
+            raise KitPermissionDenied("Only staff may register kits.")
+        serializer = KitCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = serializer.validated_data
+        kit = services.kit_register(
+            id=fields.get("id") or None,
+            name=fields["name"],
+            description=fields["description"],
+            admin_email=fields.get("admin", ""),
+            public=fields["public"],
+            sensors=fields["sensors"],
+        )
+        return Response(
+            _kit_output(request, kit),
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/kits/{kit.id}"},
+        )
+
+
+class KitDetailApi(APIView):
+    @extend_schema(
+        operation_id="kits_retrieve",
+        summary="One kit",
+        responses={200: KitOutputSerializer, 404: NOT_FOUND},
+    )
+    def get(self, request, id: str):
+        kit = selectors.kit_get_visible(user=request.user, kit_id=id)
+        return Response(KitOutputSerializer(kit, context={"request": request}).data)
+
+    @extend_schema(
+        operation_id="kits_partial_update",
+        summary="Change a kit (owners and staff)",
+        request=KitUpdateInputSerializer,
+        responses={200: KitOutputSerializer, 400: BAD_INPUT, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def patch(self, request, id: str):
+        kit = _kit_to_manage(request, id)
+        serializer = KitUpdateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = serializer.validated_data
+        services.kit_update(
+            kit=kit,
+            name=fields.get("name"),
+            description=fields.get("description"),
+            admin_email=fields.get("admin"),
+            public=fields.get("public"),
+            sensors=fields.get("sensors"),
+        )
+        return Response(_kit_output(request, kit))
+
+    @extend_schema(
+        operation_id="kits_destroy",
+        summary="Delete a kit (owners and staff)",
+        responses={204: None, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def delete(self, request, id: str):
+        kit = _kit_to_manage(request, id)
+        services.kit_delete(kit=kit)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class KitMemberListApi(APIView):
+    @extend_schema(
+        operation_id="kits_members_list",
+        summary="Who may see a kit (owners and staff)",
+        responses={200: MemberOutputSerializer(many=True), 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def get(self, request, id: str):
+        kit = _kit_to_manage(request, id)
+        memberships = selectors.memberships_of_kit(kit=kit)
+        return Response(MemberOutputSerializer(memberships, many=True).data)
+
+    @extend_schema(
+        operation_id="kits_members_create",
+        summary="Give a user a role in a kit (owners and staff)",
+        request=MemberInputSerializer,
+        responses={201: MemberOutputSerializer, 400: BAD_INPUT, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def post(self, request, id: str):
+        kit = _kit_to_manage(request, id)
+        serializer = MemberInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.membership_add(kit=kit, **serializer.validated_data)
+        return Response(MemberOutputSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+
+class KitMemberDetailApi(APIView):
+    @extend_schema(
+        operation_id="kits_members_partial_update",
+        summary="Change a member's role (owners and staff)",
+        request=MemberRoleInputSerializer,
+        responses={200: MemberOutputSerializer, 400: BAD_INPUT, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def patch(self, request, id: str, username: str):
+        kit = _kit_to_manage(request, id)
+        serializer = MemberRoleInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.membership_change_role(kit=kit, username=username, **serializer.validated_data)
+        return Response(MemberOutputSerializer(membership).data)
+
+    @extend_schema(
+        operation_id="kits_members_destroy",
+        summary="Remove a member (owners and staff)",
+        responses={204: None, 400: BAD_INPUT, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def delete(self, request, id: str, username: str):
+        kit = _kit_to_manage(request, id)
+        services.membership_remove(kit=kit, username=username)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,56 @@
+"""`manage.py demo_setup`: the demo admin, a demo grower and demo kits, for local development."""
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from kits import services
+from kits.models import Kit, Role
+from kits.services import SensorSpec
+
+DEMO_SENSORS = [
+    SensorSpec("temperature", "temperature", "°C", -10, 50),
+    SensorSpec("humidity", "humidity", "%", 0, 100),
+    SensorSpec("co2", "co2", "ppm", 200, 5000),
+    SensorSpec("light", "light", "lux", 0, 100000),
+]
+DEMO_KITS = [
+    ("demo-kit-1", "Basil on the balcony", True),
+    ("demo-kit-2", "Classroom lettuce", True),
+    ("demo-kit-3", "Tomato greenhouse", False),
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo admin (admin/admin), a demo grower (grower/grower) and three demo kits."
+
+    def handle(self, *args, **options):
+        if not getattr(settings, "DEMO_DATA_ALLOWED", False):
+            raise CommandError("Demo data with known passwords is for local settings only.")
+        User = get_user_model()
+        admin, created = User.objects.get_or_create(
+            username="admin", defaults={"is_staff": True, "is_superuser": True, "email": "admin@example.org"}
+        )
+        if created:
+            admin.set_password("admin")
+            admin.save()
+        grower, created = User.objects.get_or_create(username="grower", defaults={"email": "grower@example.org"})
+        if created:
+            grower.set_password("grower")
+            grower.save()
+        for kit_id, name, public in DEMO_KITS:
+            if Kit.objects.filter(pk=kit_id).exists():
+                continue
+            kit = services.kit_register(
+                id=kit_id,
+                name=name,
+                description=f"A demo kit: {name.lower()}.",
+                admin_email="grower@example.org",
+                public=public,
+                sensors=DEMO_SENSORS,
+            )
+            services.membership_add(kit=kit, username=grower.username, role=Role.OWNER)
+            self.stdout.write(f"created kit {kit.id}")
+        self.stdout.write(
+            self.style.SUCCESS("Demo data ready: admin/admin (staff), grower/grower (owns the demo kits).")
+        )

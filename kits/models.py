@@ -1,0 +1,119 @@
+"""The kit registry: kits, their sensors, and who may see or manage them."""
+
+import secrets
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+# Kit ids appear in URLs, AWS IoT thing names (`astroplant-<id>`) and MQTT topics, so they
+# are kept to lower-case letters, digits and inner hyphens.
+KIT_ID_MAX_LENGTH = 48
+KIT_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$"
+kit_id_validator = RegexValidator(
+    KIT_ID_PATTERN,
+    message=(
+        "A kit id is 1 to 48 lower-case letters, digits and hyphens, "
+        "starting and ending with a letter or digit (for example k-7f3a-c21e)."
+    ),
+)
+
+SENSOR_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+sensor_key_validator = RegexValidator(
+    SENSOR_KEY_PATTERN,
+    message="A sensor key is 1 to 40 lower-case letters, digits and underscores, starting with a letter.",
+)
+
+
+def kit_id_generate() -> str:
+    """A fresh random kit id such as `k-7f3a-c21e`."""
+    return f"k-{secrets.token_hex(2)}-{secrets.token_hex(2)}"
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"  # sees the kit and its data
+    CONFIGURER = "configurer", "Configurer"  # and its configuration
+    OWNER = "owner", "Owner"  # and changes it, deletes it and manages its members
+
+
+class Quantity(models.TextChoices):
+    TEMPERATURE = "temperature", "Temperature"
+    HUMIDITY = "humidity", "Relative humidity"
+    CO2 = "co2", "CO2 concentration"
+    LIGHT = "light", "Light intensity"
+    PRESSURE = "pressure", "Air pressure"
+    SOIL_MOISTURE = "soil_moisture", "Soil moisture"
+    WATER_TEMPERATURE = "water_temperature", "Water temperature"
+    PH = "ph", "pH"
+    EC = "ec", "Electrical conductivity"
+    OTHER = "other", "Other"
+
+
+class Kit(models.Model):
+    id = models.CharField(
+        primary_key=True,
+        max_length=KIT_ID_MAX_LENGTH,
+        blank=True,  # in forms only: kit_register() generates an id when none is given
+        validators=[kit_id_validator],
+        help_text="URL-safe serial. Leave blank to generate one such as k-7f3a-c21e.",
+    )
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True, max_length=2000)
+    admin_email = models.EmailField(
+        "admin e-mail", blank=True, help_text="Who looks after this kit (the seed's `admin`)."
+    )
+    ip_address = models.GenericIPAddressField("latest IP address", null=True, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True, db_index=True)
+    public = models.BooleanField(default=False, help_text="Anyone, signed in or not, may see a public kit's dashboard.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+
+class Sensor(models.Model):
+    kit = models.ForeignKey(Kit, on_delete=models.CASCADE, related_name="sensors")
+    key = models.CharField(
+        max_length=40,
+        validators=[sensor_key_validator],
+        help_text="The name the kit reports this sensor under, such as `temperature`.",
+    )
+    quantity = models.CharField(max_length=32, choices=Quantity.choices)
+    unit = models.CharField(max_length=16, help_text="Such as °C, %, ppm or lux.")
+    min_value = models.FloatField("plausible minimum", null=True, blank=True, help_text="Readings below are suspect.")
+    max_value = models.FloatField("plausible maximum", null=True, blank=True, help_text="Readings above are suspect.")
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.UniqueConstraint(fields=["kit", "key"], name="sensor_key_unique_per_kit"),
+            models.CheckConstraint(
+                condition=models.Q(min_value__isnull=True)
+                | models.Q(max_value__isnull=True)
+                | models.Q(min_value__lt=models.F("max_value")),
+                name="sensor_min_below_max",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kit_id}/{self.key}"
+
+
+class Membership(models.Model):
+    kit = models.ForeignKey(Kit, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="kit_memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["kit_id", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["kit", "user"], name="one_membership_per_user_and_kit"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.kit_id}"

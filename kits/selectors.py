@@ -1,0 +1,55 @@
+"""Every read of the kit registry, scoped to what the caller may see."""
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Subquery, Value
+
+from .exceptions import KitNotFound
+from .models import Kit, Membership, Role
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def kits_visible_to(user: User) -> QuerySet[Kit]:
+    """The kits `user` may see: all for staff, member and public kits for a grower, public ones
+    for anyone else. Each kit carries `caller_role`, the user's role in it (None if not a member)."""
+    kits = Kit.objects.prefetch_related("sensors")
+    if not user.is_authenticated:
+        return kits.filter(public=True).annotate(caller_role=Value(None, output_field=CharField()))
+    own_memberships = Membership.objects.filter(kit=OuterRef("pk"), user=user)
+    kits = kits.annotate(caller_role=Subquery(own_memberships.values("role")[:1]))
+    if user.is_staff:
+        return kits
+    return kits.filter(Q(public=True) | Exists(own_memberships))
+
+
+def kit_get_visible(*, user: User, kit_id: str) -> Kit:
+    """The kit `kit_id` if `user` may see it; otherwise KitNotFound, exactly as if it did not exist."""
+    try:
+        return kits_visible_to(user).get(pk=kit_id)
+    except Kit.DoesNotExist:
+        raise KitNotFound(kit_id) from None
+
+
+def kit_can_manage(*, user: User, kit: Kit) -> bool:
+    """Staff and the kit's owners may change it, delete it and manage its members."""
+    if not user.is_authenticated:
+        return False
+    return user.is_staff or _role_of(user, kit) == Role.OWNER
+
+
+def kit_can_see_private_details(*, user: User, kit: Kit) -> bool:
+    """Members and staff see a kit's IP address and admin e-mail; the public does not."""
+    if not user.is_authenticated:
+        return False
+    return user.is_staff or _role_of(user, kit) is not None
+
+
+def _role_of(user: User, kit: Kit) -> str | None:
+    # Kits from kits_visible_to() carry the role already; others are looked up.
+    if hasattr(kit, "caller_role"):
+        return kit.caller_role
+    return Membership.objects.filter(kit=kit, user=user).values_list("role", flat=True).first()
+
+
+def memberships_of_kit(*, kit: Kit) -> QuerySet[Membership]:
+    return Membership.objects.filter(kit=kit).select_related("user").order_by("user__username")

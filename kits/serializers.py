@@ -1,0 +1,150 @@
+"""The JSON shapes of the kit API: what the mobile app sends and gets back."""
+
+from rest_framework import serializers
+
+from .models import KIT_ID_MAX_LENGTH, Kit, Membership, Quantity, Role, Sensor, kit_id_validator
+from .selectors import kit_can_see_private_details
+from .services import SensorSpec
+
+MAX_SENSORS_PER_KIT = 32
+
+
+class StrictInputSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so a typo is an error rather than silently ignored."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class SensorSerializer(StrictInputSerializer):
+    key = serializers.RegexField(
+        r"^[a-z][a-z0-9_]{0,39}$",
+        max_length=40,
+        error_messages={"invalid": "Use 1 to 40 lower-case letters, digits and underscores, starting with a letter."},
+    )
+    quantity = serializers.ChoiceField(choices=Quantity.choices)
+    unit = serializers.CharField(max_length=16)
+    min_value = serializers.FloatField(required=False, allow_null=True, default=None)
+    max_value = serializers.FloatField(required=False, allow_null=True, default=None)
+
+    def validate(self, attrs):
+        low, high = attrs.get("min_value"), attrs.get("max_value")
+        if low is not None and high is not None and low >= high:
+            raise serializers.ValidationError({"max_value": ["Must be greater than min_value."]})
+        return attrs
+
+
+class SensorListField(serializers.ListField):
+    child = SensorSerializer()
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=MAX_SENSORS_PER_KIT, **kwargs)
+
+    def to_internal_value(self, data):
+        return [SensorSpec(**sensor) for sensor in super().to_internal_value(data)]
+
+
+class KitCreateInputSerializer(StrictInputSerializer):
+    id = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=KIT_ID_MAX_LENGTH,
+        validators=[kit_id_validator],
+        help_text="URL-safe serial; leave out to have one generated such as k-7f3a-c21e.",
+    )
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    admin = serializers.EmailField(required=False, allow_blank=True, help_text="The kit's admin e-mail.")
+    public = serializers.BooleanField(required=False, default=False)
+    sensors = SensorListField(required=False, default=list)
+
+
+class KitUpdateInputSerializer(StrictInputSerializer):
+    name = serializers.CharField(max_length=100, required=False)
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    admin = serializers.EmailField(required=False, allow_blank=True)
+    public = serializers.BooleanField(required=False)
+    sensors = SensorListField(required=False, help_text="Replaces all of the kit's sensors.")
+
+
+class SensorOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Sensor
+        fields = ["key", "quantity", "unit", "min_value", "max_value"]
+
+
+class KitDetailsSerializer(serializers.Serializer):
+    """The seed's `details` object. `ip` and `admin` are shown to members and staff only."""
+
+    id = serializers.CharField()
+    ip = serializers.IPAddressField(allow_null=True, help_text="Null unless you are a member or staff.")
+    admin = serializers.EmailField(
+        allow_null=True, allow_blank=True, help_text="Null unless you are a member or staff."
+    )
+    description = serializers.CharField(allow_blank=True)
+
+
+class KitOutputSerializer(serializers.ModelSerializer):
+    details = serializers.SerializerMethodField()
+    sensors = SensorOutputSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Kit
+        fields = ["id", "details", "name", "public", "sensors", "last_seen"]
+
+    def get_details(self, kit: Kit) -> KitDetailsSerializer:
+        user = self.context["request"].user
+        private = kit_can_see_private_details(user=user, kit=kit)
+        return KitDetailsSerializer(
+            {
+                "id": kit.id,
+                "ip": kit.ip_address if private else None,
+                "admin": (kit.admin_email or None) if private else None,
+                "description": kit.description,
+            }
+        ).data
+
+
+class MemberInputSerializer(StrictInputSerializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberRoleInputSerializer(StrictInputSerializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberOutputSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username")
+    since = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role", "since"]
+
+
+class TokenInputSerializer(StrictInputSerializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+
+
+class TokenOutputSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    expiry = serializers.DateTimeField(allow_null=True, help_text="When the token lapses unless used before.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error other than a validation error: one sentence saying what is wrong."""
+
+    detail = serializers.CharField()
+
+
+class ValidationErrorSerializer(serializers.Serializer):
+    """A 400: `detail` sums it up; `errors` maps each offending field to its messages."""
+
+    detail = serializers.CharField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
