@@ -97,3 +97,15 @@ def public_kit(users):
     for role in ROLES:
         services.membership_add(kit=kit, username=role, role=Role(role))
     return kit
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A real `moto_server` process for the whole session; boto3 and PynamoDB point at it
+    through AWS_ENDPOINT_URL, exactly as they would point at AWS without it."""
+    from localdev.moto import MotoServer
+
+    with MotoServer() as server, pytest.MonkeyPatch.context() as patch:
+        for name, value in server.client_env().items():
+            patch.setenv(name, value)
+        yield server
