@@ -155,3 +155,8 @@ LOGGING = {
     "loggers": {"axes": {"level": "WARNING"}},
 }
 AXES_LOCKOUT_CALLABLE = "astroplant_site.auth_api.sign_in_locked_out_response"
+
+# --- AWS -------------------------------------------------------------------------------------
+# Endpoints follow boto's own variables (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB,
+# AWS_ENDPOINT_URL_IOT, ...), read by botocore itself: unset means real AWS.
+AWS_REGION = env.str("AWS_REGION", default=env.str("AWS_DEFAULT_REGION", default="eu-central-1"))
