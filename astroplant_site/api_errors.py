@@ -14,17 +14,18 @@ from kits.exceptions import KitError, KitInvalid, KitNotFound, KitPermissionDeni
 
 def api_exception_handler(exc, context):
     exc = _as_api_exception(exc)
+    if isinstance(exc, exceptions.ParseError):
+        message = str(exc.detail).removeprefix("JSON parse error - ")
+        exc = exceptions.ValidationError({"body": [f"The request body is not valid JSON: {message}"]})
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        sent = context["request"].content_type or "no content type"
+        exc = exceptions.UnsupportedMediaType(
+            sent, f"Send the body as JSON with Content-Type: application/json, not {sent}."
+        )
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
-        response = Response(
-            {"detail": _summary(errors), "errors": errors},
-            status=status.HTTP_400_BAD_REQUEST,
-        )
-        return response
-    response = exception_handler(exc, context)
-    if response is not None and isinstance(exc, exceptions.ParseError):
-        response.data = {"detail": f"The request body is not valid JSON: {exc.detail}"}
-    return response
+        return Response({"detail": _summary(errors), "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+    return exception_handler(exc, context)
 
 
 def _as_api_exception(exc):
@@ -45,8 +46,11 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
     if isinstance(detail, dict):
         flat: dict[str, list[str]] = {}
         for key, value in detail.items():
-            name = "body" if key == "non_field_errors" and not prefix else key
-            path = f"{prefix}.{name}" if prefix else name
+            if isinstance(key, int):  # a ListField's errors are keyed by the item's index
+                path = f"{prefix}[{key}]"
+            else:
+                name = "body" if key == "non_field_errors" and not prefix else key
+                path = f"{prefix}.{name}" if prefix else name
             for field, messages in _flatten(value, path).items():
                 flat.setdefault(field, []).extend(messages)
         return flat

@@ -20,6 +20,9 @@ from kits.serializers import ErrorSerializer, TokenInputSerializer, TokenOutputS
 class TokenApi(APIView):
     authentication_classes: list = []  # the credentials are in the body
 
+    def get_authenticate_header(self, request):
+        return "Token"  # so a failed sign-in is a 401, as for every other endpoint
+
     @extend_schema(
         operation_id="auth_token_create",
         summary="Sign in: get an API token",
@@ -68,4 +71,6 @@ def sign_in_locked_out_response(request, original_response=None, credentials=Non
     headers = {"Retry-After": str(minutes * 60)}
     if request.path.startswith("/auth/"):
         return JsonResponse({"detail": message}, status=429, headers=headers)
-    return render(request, "registration/locked_out.html", {"message": message}, status=429, headers=headers)
+    response = render(request, "registration/locked_out.html", {"message": message}, status=429)
+    response["Retry-After"] = headers["Retry-After"]
+    return response

@@ -4,7 +4,11 @@ from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .auth_api import TokenApi, TokenRevokeApi
+from .errors import page_not_found, server_error
 from .health import healthz
+
+handler404 = page_not_found
+handler500 = server_error
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),

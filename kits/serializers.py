@@ -1,5 +1,6 @@
 """The JSON shapes of the kit API: what the mobile app sends and gets back."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import KIT_ID_MAX_LENGTH, Kit, Membership, Quantity, Role, Sensor, kit_id_validator
@@ -71,42 +72,43 @@ class KitUpdateInputSerializer(StrictInputSerializer):
     sensors = SensorListField(required=False, help_text="Replaces all of the kit's sensors.")
 
 
-class SensorOutputSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Sensor
-        fields = ["key", "quantity", "unit", "min_value", "max_value"]
+class SensorOutputSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    quantity = serializers.ChoiceField(choices=Quantity.choices)
+    unit = serializers.CharField()
+    min_value = serializers.FloatField(allow_null=True)
+    max_value = serializers.FloatField(allow_null=True)
 
 
 class KitDetailsSerializer(serializers.Serializer):
     """The seed's `details` object. `ip` and `admin` are shown to members and staff only."""
 
     id = serializers.CharField()
-    ip = serializers.IPAddressField(allow_null=True, help_text="Null unless you are a member or staff.")
-    admin = serializers.EmailField(
-        allow_null=True, allow_blank=True, help_text="Null unless you are a member or staff."
-    )
+    ip = serializers.CharField(allow_null=True, help_text="Null unless you are a member or staff.")
+    admin = serializers.CharField(allow_null=True, help_text="E-mail; null unless you are a member or staff.")
     description = serializers.CharField(allow_blank=True)
 
 
-class KitOutputSerializer(serializers.ModelSerializer):
+class KitOutputSerializer(serializers.Serializer):
+    """A kit as the API shows it: the seed's shape (`id`, `details`) and what the app needs beyond."""
+
+    id = serializers.CharField()
     details = serializers.SerializerMethodField()
-    sensors = SensorOutputSerializer(many=True, read_only=True)
+    name = serializers.CharField()
+    public = serializers.BooleanField()
+    sensors = SensorOutputSerializer(many=True)
+    last_seen = serializers.DateTimeField(allow_null=True)
 
-    class Meta:
-        model = Kit
-        fields = ["id", "details", "name", "public", "sensors", "last_seen"]
-
-    def get_details(self, kit: Kit) -> KitDetailsSerializer:
+    @extend_schema_field(KitDetailsSerializer)
+    def get_details(self, kit: Kit) -> dict:
         user = self.context["request"].user
         private = kit_can_see_private_details(user=user, kit=kit)
-        return KitDetailsSerializer(
-            {
-                "id": kit.id,
-                "ip": kit.ip_address if private else None,
-                "admin": (kit.admin_email or None) if private else None,
-                "description": kit.description,
-            }
-        ).data
+        return {
+            "id": kit.id,
+            "ip": kit.ip_address if private else None,
+            "admin": (kit.admin_email or None) if private else None,
+            "description": kit.description,
+        }
 
 
 class MemberInputSerializer(StrictInputSerializer):

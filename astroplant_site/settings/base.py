@@ -8,7 +8,7 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
-# A developer's own overrides; never read in production (see production.py).
+# A developer's own overrides, if the file exists (it is never committed; see .env.example).
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -131,6 +131,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "astroplant_site.openapi.add_common_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "MembershipRoleEnum": "kits.models.Role",
     },

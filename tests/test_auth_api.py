@@ -1,0 +1,104 @@
+"""Signing in for the mobile app: tokens, their storage, and throttled failures."""
+
+import pytest
+from knox.models import AuthToken
+
+
+@pytest.fixture
+def anonymous(make_client):
+    return make_client()
+
+
+def test_signing_in_returns_a_token_that_opens_the_growers_kits(anonymous, make_client, users, private_kit):
+    response = anonymous.post("/auth/token", {"username": "owner", "password": "pw-owner"}, format="json")
+
+    assert response.status_code == 200
+    token = response.json()["token"]
+    app = make_client()
+    app.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert app.get("/kits/private-kit").status_code == 200
+
+
+def test_the_token_is_not_stored_in_plain_text(anonymous, users):
+    token = anonymous.post("/auth/token", {"username": "owner", "password": "pw-owner"}, format="json").json()["token"]
+
+    stored = AuthToken.objects.get(user=users["owner"])
+    assert token not in (stored.digest, stored.token_key)
+    assert token[: len(stored.token_key)] == stored.token_key  # only a short prefix, for lookup
+
+
+def test_a_wrong_password_is_401_and_gives_no_token(anonymous, users):
+    response = anonymous.post("/auth/token", {"username": "owner", "password": "wrong"}, format="json")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Wrong username or password."}
+    assert not AuthToken.objects.exists()
+
+
+def test_a_bogus_token_is_401_not_anonymous(make_client, private_kit):
+    app = make_client()
+    app.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+
+    response = app.get("/kits")
+
+    assert response.status_code == 401
+
+
+def test_failed_sign_ins_are_throttled_even_for_the_right_password(anonymous, users, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        assert (
+            anonymous.post("/auth/token", {"username": "owner", "password": "nope"}, format="json").status_code == 401
+        )
+
+    response = anonymous.post("/auth/token", {"username": "owner", "password": "pw-owner"}, format="json")
+
+    assert response.status_code == 429
+    assert "Too many failed sign-ins" in response.json()["detail"]
+    assert int(response["Retry-After"]) > 0
+    assert not AuthToken.objects.exists()
+
+
+def test_another_user_is_not_locked_out_by_someone_elses_failures(anonymous, users, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        anonymous.post("/auth/token", {"username": "owner", "password": "nope"}, format="json")
+
+    response = anonymous.post("/auth/token", {"username": "viewer", "password": "pw-viewer"}, format="json")
+
+    assert response.status_code == 200
+
+
+def test_the_admin_sign_in_page_is_throttled_too(client, users, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post("/admin/login/", {"username": "staff", "password": "nope"})
+
+    response = client.post("/admin/login/", {"username": "staff", "password": "pw-staff"})
+
+    assert response.status_code == 429
+    assert b"Too many failed sign-ins" in response.content
+
+
+def test_revoking_a_token_signs_the_app_out(anonymous, make_client, users):
+    token = anonymous.post("/auth/token", {"username": "owner", "password": "pw-owner"}, format="json").json()["token"]
+    app = make_client()
+    app.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+
+    assert app.delete("/auth/token/revoke").status_code == 204
+    assert app.get("/kits").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({}, "username"), ({"username": "owner"}, "password"), ({"username": "owner", "password": "x", "otp": 1}, "otp")],
+)
+def test_a_malformed_sign_in_is_400(anonymous, users, body, field):
+    response = anonymous.post("/auth/token", body, format="json")
+
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+
+
+def test_healthz_answers_when_the_database_does(client, db):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}
