@@ -3,7 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import KIT_ID_MAX_LENGTH, Kit, Membership, Quantity, Role, Sensor, kit_id_validator
+from .models import KIT_ID_MAX_LENGTH, Kit, Membership, Quantity, Role, kit_id_validator
 from .selectors import kit_can_see_private_details
 from .services import SensorSpec
 
