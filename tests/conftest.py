@@ -6,6 +6,7 @@ import json
 import pytest
 from django.contrib.auth import get_user_model
 from drf_spectacular.generators import SchemaGenerator
+from hypothesis import settings as hypothesis_settings
 from openapi_core import OpenAPI
 from openapi_core.contrib.django import DjangoOpenAPIRequest, DjangoOpenAPIResponse
 from rest_framework.test import APIClient
@@ -15,6 +16,10 @@ from kits.models import Role
 from kits.services import SensorSpec
 
 ROLES = ("viewer", "configurer", "owner")
+
+# These machines are shared and noisy: a slow example is not a failure.
+hypothesis_settings.register_profile("astroplant", deadline=None)
+hypothesis_settings.load_profile("astroplant")
 
 
 @pytest.fixture(scope="session")

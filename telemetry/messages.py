@@ -1,0 +1,157 @@
+"""The MQTT contract, server side: what a kit may send, checked before anything is stored.
+
+The kit agent (device/payloads.py) writes these messages; DESIGN.md ("MQTT contract") is the
+agreement between the two. Every check failure raises InvalidMessage with a reason an admin can
+act on; the ingest bridge keeps such a message as a dead letter.
+"""
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
+
+SCHEMA_VERSION = 1
+MAX_PAYLOAD_BYTES = 128 * 1024  # AWS IoT's limit
+MAX_READINGS_PER_MESSAGE = 64
+TOPIC_PATTERN = re.compile(
+    r"^astroplant/kits/astroplant-(?P<kit_id>[a-z0-9][a-z0-9-]{0,46}[a-z0-9]|[a-z0-9])/(?P<channel>measurements|status)$"
+)
+SENSOR_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class InvalidMessage(Exception):
+    """A kit message that breaks the contract. `reason` says how, in one sentence."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Measurement:
+    kit_id: str
+    timestamp: datetime
+    sequence: int
+    readings: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Status:
+    kit_id: str
+    timestamp: datetime
+    ip: str | None
+    software_version: str
+    uptime_seconds: int
+
+
+def topic_parse(topic: str) -> tuple[str, str]:
+    """(kit id, channel) of a kit topic, such as ('k-7f3a-c21e', 'measurements')."""
+    match = TOPIC_PATTERN.match(topic)
+    if not match:
+        raise InvalidMessage(f"The topic {topic!r} is not a kit's measurements or status topic.")
+    return match["kit_id"], match["channel"]
+
+
+def message_parse(
+    *,
+    topic: str,
+    payload: bytes,
+    now: datetime,
+    max_age: timedelta,
+    max_ahead: timedelta,
+) -> Measurement | Status:
+    """Check one kit message against the contract and return what it says."""
+    topic_kit_id, channel = topic_parse(topic)
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise InvalidMessage(f"The payload is {len(payload)} bytes; at most {MAX_PAYLOAD_BYTES} are allowed.")
+    try:
+        body = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise InvalidMessage(f"The payload is not JSON: {error}.") from None
+    except RecursionError:
+        raise InvalidMessage("The payload nests too deeply to be a kit message.") from None
+    if not isinstance(body, dict):
+        raise InvalidMessage("The payload must be a JSON object.")
+    if body.get("schema_version") != SCHEMA_VERSION:
+        raise InvalidMessage(f"schema_version is {body.get('schema_version')!r}; this backend reads {SCHEMA_VERSION}.")
+    kit_id = body.get("kit_id")
+    if kit_id != topic_kit_id:
+        raise InvalidMessage(f"The payload speaks for kit {kit_id!r} on kit {topic_kit_id!r}'s topic.")
+    timestamp = _timestamp(body.get("timestamp"), now=now, max_age=max_age, max_ahead=max_ahead)
+    if channel == "measurements":
+        return Measurement(
+            kit_id=kit_id, timestamp=timestamp, sequence=_sequence(body.get("sequence")), readings=_readings(body)
+        )
+    return Status(
+        kit_id=kit_id,
+        timestamp=timestamp,
+        ip=_ip(body.get("ip")),
+        software_version=_text(body.get("software_version"), "software_version", 64),
+        uptime_seconds=_whole_number(body.get("uptime_seconds"), "uptime_seconds"),
+    )
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _timestamp(value, *, now: datetime, max_age: timedelta, max_ahead: timedelta) -> datetime:
+    if not isinstance(value, str) or not value.endswith("Z"):
+        raise InvalidMessage(f"timestamp {value!r} must be ISO 8601 in UTC ending in Z.")
+    try:
+        moment = datetime.fromisoformat(value.removesuffix("Z")).replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidMessage(f"timestamp {value!r} is not an ISO 8601 date and time.") from None
+    if moment > now + max_ahead:
+        raise InvalidMessage(
+            f"timestamp {value} is in the future (now is {now:%Y-%m-%dT%H:%M:%SZ}): is the kit's clock right?"
+        )
+    if moment < now - max_age:
+        raise InvalidMessage(f"timestamp {value} is older than {max_age.days} days: too old to accept.")
+    return moment
+
+
+def _sequence(value) -> int:
+    number = _whole_number(value, "sequence")
+    if number < 1:
+        raise InvalidMessage(f"sequence must be 1 or more, not {number}.")
+    return number
+
+
+def _whole_number(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise InvalidMessage(f"{name} must be a whole number from 0 to 2^63, not {value!r}.")
+    return value
+
+
+def _readings(body: dict) -> dict[str, float]:
+    readings = body.get("readings")
+    if not isinstance(readings, dict) or not readings:
+        raise InvalidMessage("readings must be a non-empty object of sensor -> number.")
+    if len(readings) > MAX_READINGS_PER_MESSAGE:
+        raise InvalidMessage(f"{len(readings)} readings in one message; at most {MAX_READINGS_PER_MESSAGE}.")
+    clean = {}
+    for key, value in readings.items():
+        if not SENSOR_KEY_PATTERN.match(key):
+            raise InvalidMessage(f"{key!r} is not a sensor key (lower-case letters, digits, underscores).")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidMessage(f"Sensor {key}'s value {value!r} is not a finite number.")
+        clean[key] = float(value)
+    return clean
+
+
+def _ip(value) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ip_address(value))
+    except (TypeError, ValueError):
+        raise InvalidMessage(f"ip {value!r} is not an IP address.") from None
+
+
+def _text(value, name: str, max_length: int) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= max_length:
+        raise InvalidMessage(f"{name} must be text of 1 to {max_length} characters.")
+    return value
