@@ -1,9 +1,10 @@
 """The JSON shapes of the kit API: what the mobile app sends and gets back."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import KIT_ID_MAX_LENGTH, Kit, Membership, Quantity, Role, Sensor, kit_id_validator
-from .selectors import kit_can_see_private_details
+from .models import KIT_ID_MAX_LENGTH, Kit, Membership, ProvisioningStatus, Quantity, Role, Sensor, kit_id_validator
+from .selectors import kit_can_manage, kit_can_see_private_details
 from .services import SensorSpec
 
 MAX_SENSORS_PER_KIT = 32
@@ -91,10 +92,26 @@ class KitDetailsSerializer(serializers.Serializer):
 class KitOutputSerializer(serializers.ModelSerializer):
     details = serializers.SerializerMethodField()
     sensors = SensorOutputSerializer(many=True, read_only=True)
+    provisioning_status = serializers.SerializerMethodField()
 
     class Meta:
         model = Kit
-        fields = ["id", "details", "name", "public", "sensors", "last_seen"]
+        fields = ["id", "details", "name", "public", "sensors", "last_seen", "provisioning_status"]
+
+    @extend_schema_field(
+        serializers.ChoiceField(
+            choices=ProvisioningStatus.choices,
+            allow_null=True,
+            help_text=(
+                "Where the kit is on AWS IoT: pending, provisioning, active, failed or decommissioned. "
+                "Null unless you are one of the kit's owners or staff."
+            ),
+        )
+    )
+    def get_provisioning_status(self, kit: Kit) -> str | None:
+        if not kit_can_manage(user=self.context["request"].user, kit=kit):
+            return None
+        return kit.provisioning_status
 
     def get_details(self, kit: Kit) -> KitDetailsSerializer:
         user = self.context["request"].user
