@@ -83,9 +83,9 @@ class KitDetailsSerializer(serializers.Serializer):
 
     id = serializers.CharField()
     ip = serializers.IPAddressField(allow_null=True, help_text="Null unless you are a member or staff.")
-    admin = serializers.EmailField(
-        allow_null=True, allow_blank=True, help_text="Null unless you are a member or staff."
-    )
+    # Not allow_blank: an empty e-mail is sent as null, and a blank choice would make the schema a
+    # oneOf under which OpenAPI 3.0 validators refuse null.
+    admin = serializers.EmailField(allow_null=True, help_text="Null unless you are a member or staff.")
     description = serializers.CharField(allow_blank=True)
 
 
@@ -98,15 +98,19 @@ class KitOutputSerializer(serializers.ModelSerializer):
         model = Kit
         fields = ["id", "details", "name", "public", "sensors", "last_seen", "provisioning_status"]
 
+    # A nullable string held to the statuses by a pattern: as an enum, drf-spectacular would
+    # write oneOf [enum, NullEnum], for which OpenAPI 3.0 validators refuse null.
     @extend_schema_field(
-        serializers.ChoiceField(
-            choices=ProvisioningStatus.choices,
-            allow_null=True,
-            help_text=(
+        {
+            "type": "string",
+            "pattern": f"^({'|'.join(ProvisioningStatus.values)})$",
+            "nullable": True,
+            "readOnly": True,
+            "description": (
                 "Where the kit is on AWS IoT: pending, provisioning, active, failed or decommissioned. "
                 "Null unless you are one of the kit's owners or staff."
             ),
-        )
+        }
     )
     def get_provisioning_status(self, kit: Kit) -> str | None:
         if not kit_can_manage(user=self.context["request"].user, kit=kit):

@@ -228,4 +228,3 @@ else:
             "directory_permissions_mode": 0o700,
         },
     }
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["ProvisioningStatusEnum"] = "kits.models.ProvisioningStatus"
