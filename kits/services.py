@@ -564,3 +564,35 @@ def _enqueue_after_commit(work: str, kit_id: str) -> None:
         "decommission": tasks.kit_decommission_task,
     }[work]
     transaction.on_commit(lambda: task.delay(kit_id), robust=True)
+
+
+def kits_provisioning_restart_local() -> list[str]:
+    """Forget every kit's AWS IoT side and queue it for provisioning again: for a local AWS
+    (make run's moto_server) that starts empty each time. Never for real AWS, where it would
+    leave live things and certificates behind. Decommissioned kits stay decommissioned."""
+    now = timezone.now()
+    queued = []
+    for kit in Kit.objects.exclude(provisioning_status=ProvisioningStatus.DECOMMISSIONED):
+        with transaction.atomic():
+            for certificate in kit.certificates.filter(deleted_at__isnull=True):
+                bundles.bundle_delete(certificate.bundle_path)
+            kit.certificates.filter(deleted_at__isnull=True).update(bundle_path="", deactivated_at=now, deleted_at=now)
+            kit.thing_arn = kit.certificate_id = kit.certificate_arn = ""
+            kit.certificate_rotation_requested_at = None
+            kit.provisioning_lease_token, kit.provisioning_lease_expires_at = "", None
+            work = "decommission" if kit.decommission_requested_at else "provision"
+            _status_set(
+                kit,
+                ProvisioningStatus.PENDING,
+                extra_fields=[
+                    "thing_arn",
+                    "certificate_id",
+                    "certificate_arn",
+                    "certificate_rotation_requested_at",
+                    "provisioning_lease_token",
+                    "provisioning_lease_expires_at",
+                ],
+            )
+            _enqueue_after_commit(work, kit.id)
+        queued.append(kit.id)
+    return queued
