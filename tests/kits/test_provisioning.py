@@ -328,3 +328,37 @@ def test_the_sweep_requeues_kits_left_pending_too_long(unique_kit_id, settings):
     # When the sweep runs, then only the forgotten one is queued again
     assert services.kits_provisioning_sweep() == [forgotten.id]
     assert fresh.id not in services.kits_provisioning_sweep()
+
+
+def test_make_run_reprovisions_every_kit_in_its_fresh_local_aws(iot, unique_kit_id, settings):
+    # Given a kit that was active in an earlier `make run`, whose moto_server has since gone
+    kit = register(unique_kit_id())
+    services.kit_provision(kit_id=kit.id)
+    kit.refresh_from_db()
+    old_bundle = kit.certificates.get().bundle_path
+    # (the local AWS forgets it, as a restart of moto_server would)
+    iot.update_certificate(certificateId=kit.certificate_id, newStatus="INACTIVE")
+    iot.detach_thing_principal(thingName=kit.thing_name, principal=kit.certificate_arn)
+    iot.detach_policy(policyName="astroplant-kit", target=kit.certificate_arn)
+    iot.delete_certificate(certificateId=kit.certificate_id)
+    iot.delete_thing(thingName=kit.thing_name)
+
+    # When make run starts again and forgets the old AWS side
+    queued = services.kits_provisioning_restart_local()
+
+    # Then the kit is pending again, and its provisioning makes it active in the new AWS
+    assert kit.id in queued
+    assert Kit.objects.get(pk=kit.id).provisioning_status == ProvisioningStatus.PENDING
+    services.kit_provision(kit_id=kit.id)
+    kit.refresh_from_db()
+    assert kit.provisioning_status == ProvisioningStatus.ACTIVE
+    assert iot.list_thing_principals(thingName=kit.thing_name)["principals"] == [kit.certificate_arn]
+    assert not bundles.bundle_storage().exists(old_bundle)
+
+
+def test_reprovision_all_is_refused_outside_local_settings(settings):
+    from django.core.management import CommandError, call_command
+
+    settings.DEMO_DATA_ALLOWED = False
+    with pytest.raises(CommandError, match="local settings only"):
+        call_command("reprovision_all")
