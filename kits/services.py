@@ -483,6 +483,11 @@ def _run_recording_failure(kit: Kit, what: str, steps: Callable[[Kit], None], *,
 
 
 def _device_config(kit: Kit) -> bundles.DeviceConfig:
+    if not settings.IOT_MQTT_ENDPOINT:
+        raise ProvisioningMisconfigured(
+            "IOT_MQTT_ENDPOINT is not set: kits would not know where to connect. Set it to the "
+            "account's AWS IoT endpoint (xxxx-ats.iot.<region>.amazonaws.com)."
+        )
     return bundles.DeviceConfig(
         kit_id=kit.id,
         thing_name=kit.thing_name,
@@ -495,6 +500,11 @@ def _device_config(kit: Kit) -> bundles.DeviceConfig:
 
 def _broker_root_ca_pem(authority: CertificateAuthority) -> str:
     if not settings.IOT_BROKER_CA_FILE:
+        if settings.IOT_MQTT_ENDPOINT.endswith(".amazonaws.com"):
+            raise ProvisioningMisconfigured(
+                "AWS IoT Core's certificate is signed by Amazon's root CA, not ours: set IOT_BROKER_CA_FILE "
+                "to AmazonRootCA1.pem so kits can check whom they connect to."
+            )
         return authority.certificate_pem  # the local broker's certificate is signed by our CA
     try:
         return Path(settings.IOT_BROKER_CA_FILE).read_text()

@@ -362,3 +362,26 @@ def test_reprovision_all_is_refused_outside_local_settings(settings):
     settings.DEMO_DATA_ALLOWED = False
     with pytest.raises(CommandError, match="local settings only"):
         call_command("reprovision_all")
+
+
+@pytest.mark.parametrize(
+    "endpoint, reason",
+    [
+        ("", "IOT_MQTT_ENDPOINT is not set"),
+        ("abc-ats.iot.eu-central-1.amazonaws.com", "set IOT_BROKER_CA_FILE to AmazonRootCA1.pem"),
+    ],
+)
+def test_missing_production_settings_fail_the_kit_with_what_to_set(
+    moto_server, unique_kit_id, settings, endpoint, reason
+):
+    # Given production settings without the MQTT endpoint, or without Amazon's root CA
+    settings.IOT_MQTT_ENDPOINT = endpoint
+    settings.IOT_BROKER_CA_FILE = ""
+    kit = register(unique_kit_id())
+
+    # When the kit is provisioned, then it fails, saying which setting to set
+    with pytest.raises(ProvisioningPermanentError):
+        services.kit_provision(kit_id=kit.id)
+    kit.refresh_from_db()
+    assert kit.provisioning_status == ProvisioningStatus.FAILED
+    assert reason in kit.provisioning_failure_reason
