@@ -172,11 +172,12 @@ class KitAdmin(admin.ModelAdmin):
         if certificate is None:
             self.message_user(request, f"Kit '{kit.id}' has no active certificate yet.", messages.WARNING)
             return HttpResponseRedirect(reverse("admin:kits_kit_change", args=[kit.pk]))
+        bundle = bundles.bundle_open(certificate.bundle_path)  # first: log only what can be sent
         services.bundle_download_record(
             certificate=certificate, user=request.user, ip_address=request.META.get("REMOTE_ADDR")
         )
         response = FileResponse(
-            bundles.bundle_open(certificate.bundle_path),
+            bundle,
             as_attachment=True,
             filename=f"astroplant-{kit.id}-bundle.zip",
             content_type="application/zip",

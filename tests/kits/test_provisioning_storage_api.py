@@ -143,3 +143,44 @@ def test_processes_starting_together_share_one_project_ca(tmp_path):
         authorities[3].certificate
     )
     assert oct((directory / "ca.key").stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_editing_a_kit_in_the_admin_keeps_its_provisioning(moto_server, unique_kit_id):
+    from django.contrib.auth import get_user_model
+
+    # Given an active kit, with its certificate listed on its admin page
+    kit = services.kit_register(id=unique_kit_id(), name="Before")
+    services.kit_provision(kit_id=kit.id)
+    browser = Client()
+    browser.force_login(get_user_model().objects.create_superuser("root", "root@example.org", "pw"))
+    page = browser.get(f"/admin/kits/kit/{kit.id}/change/").content.decode()
+    assert "certificates (newest first)" in page.lower()
+
+    # When an admin renames it, posting the page's forms back
+    certificate = kit.certificates.get()
+    response = browser.post(
+        f"/admin/kits/kit/{kit.id}/change/",
+        {
+            "name": "After",
+            "description": "",
+            "admin_email": "",
+            "sensors-TOTAL_FORMS": "0",
+            "sensors-INITIAL_FORMS": "0",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+            "certificates-TOTAL_FORMS": "1",
+            "certificates-INITIAL_FORMS": "1",
+            "certificates-0-id": str(certificate.pk),
+            "certificates-0-kit": kit.id,
+            "_save": "Save",
+        },
+    )
+
+    # Then the name changed and the kit is still active on the same certificate
+    assert response.status_code == 302, response.content.decode()[:3000]
+    kit.refresh_from_db()
+    assert kit.name == "After"
+    assert kit.provisioning_status == ProvisioningStatus.ACTIVE
+    assert kit.certificate_id == certificate.aws_certificate_id
