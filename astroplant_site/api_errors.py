@@ -9,7 +9,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from kits.exceptions import KitError, KitInvalid, KitNotFound, KitPermissionDenied, MemberNotFound
+from kits.exceptions import KitError, KitInvalid, KitNotFound, KitPermissionDenied, KitStateConflict, MemberNotFound
 
 
 def api_exception_handler(exc, context):
@@ -35,11 +35,19 @@ def _as_api_exception(exc):
         return exceptions.NotFound(exc.message)
     if isinstance(exc, KitPermissionDenied):
         return exceptions.PermissionDenied(exc.message)
+    if isinstance(exc, KitStateConflict):
+        return Conflict(exc.message)
     if isinstance(exc, KitError):
         return exceptions.APIException(exc.message)
     if isinstance(exc, Http404):
         return exceptions.NotFound("Nothing is here.")
     return exc
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The kit's current state does not allow this."
+    default_code = "conflict"
 
 
 def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:

@@ -26,6 +26,9 @@ BAD_INPUT = OpenApiResponse(ValidationErrorSerializer, description="The input is
 NOT_SIGNED_IN = OpenApiResponse(ErrorSerializer, description="Sign in first (send `Authorization: Token <token>`).")
 FORBIDDEN = OpenApiResponse(ErrorSerializer, description="You may see this kit but not do this to it.")
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such kit, or one you may not see: the two look alike.")
+CONFLICT = OpenApiResponse(
+    ErrorSerializer, description="The kit still has its AWS IoT thing and certificate: decommission it first."
+)
 
 
 def _kit_to_manage(request, kit_id: str):
@@ -128,7 +131,8 @@ class KitDetailApi(APIView):
     @extend_schema(
         operation_id="kits_destroy",
         summary="Delete a kit (owners and staff)",
-        responses={204: None, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
+        description="A kit provisioned on AWS IoT must be decommissioned (an admin action) before it is deleted.",
+        responses={204: None, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT},
     )
     def delete(self, request, id: str):
         kit = _kit_to_manage(request, id)

@@ -49,6 +49,16 @@ class Quantity(models.TextChoices):
     OTHER = "other", "Other"
 
 
+class ProvisioningStatus(models.TextChoices):
+    """Where a kit is on its way to (or from) AWS IoT. See docs/provisioning.md."""
+
+    PENDING = "pending", "Pending"  # queued: provisioning, a rotation or decommissioning waits for a worker
+    PROVISIONING = "provisioning", "Provisioning"  # a worker is creating or changing its AWS IoT side
+    ACTIVE = "active", "Active"  # a thing with one active certificate: the kit can connect
+    FAILED = "failed", "Failed"  # stopped; `provisioning_failure_reason` says why; an admin may retry
+    DECOMMISSIONED = "decommissioned", "Decommissioned"  # retired: no thing, no certificate; data kept
+
+
 class Kit(models.Model):
     id = models.CharField(
         primary_key=True,
@@ -67,6 +77,24 @@ class Kit(models.Model):
     public = models.BooleanField(default=False, help_text="Anyone, signed in or not, may see a public kit's dashboard.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # --- Its AWS IoT side, written only by kits.services' provisioning functions. -------------
+    provisioning_status = models.CharField(
+        max_length=16, choices=ProvisioningStatus.choices, default=ProvisioningStatus.PENDING, db_index=True
+    )
+    provisioning_failure_reason = models.TextField(blank=True, help_text="Why the last attempt failed.")
+    provisioning_status_changed_at = models.DateTimeField(null=True, blank=True)
+    thing_name = models.CharField("AWS IoT thing name", max_length=128, blank=True)
+    thing_arn = models.CharField("AWS IoT thing ARN", max_length=2048, blank=True)
+    certificate_id = models.CharField("active certificate id", max_length=64, blank=True)
+    certificate_arn = models.CharField("active certificate ARN", max_length=2048, blank=True)
+    # Requests an admin made that a worker has not finished yet.
+    certificate_rotation_requested_at = models.DateTimeField(null=True, blank=True)
+    decommission_requested_at = models.DateTimeField(null=True, blank=True)
+    # One worker at a time changes a kit's AWS side: it holds this lease while it works. A worker
+    # that dies holding it blocks the kit only until the lease expires.
+    provisioning_lease_token = models.CharField(max_length=32, blank=True)
+    provisioning_lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -117,3 +145,73 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} is {self.role} of {self.kit_id}"
+
+
+class KitCertificate(models.Model):
+    """One X.509 certificate issued to a kit, and how far it got on AWS IoT. A kit has at most one
+    certificate being set up at a time; rotating adds a new one and retires the old.
+
+    The private key is not here: it lives only inside the bundle file in private storage."""
+
+    kit = models.ForeignKey(Kit, on_delete=models.CASCADE, related_name="certificates")
+    fingerprint = models.CharField(
+        "SHA-256 fingerprint", max_length=64, unique=True, help_text="Of the certificate's DER bytes."
+    )
+    certificate_pem = models.TextField("certificate (PEM, public)")
+    not_after = models.DateTimeField("valid until")
+    bundle_path = models.CharField(
+        max_length=512, blank=True, help_text="The zip in private storage; emptied when the certificate is retired."
+    )
+    aws_certificate_id = models.CharField("AWS certificate id", max_length=64, blank=True)
+    aws_certificate_arn = models.CharField("AWS certificate ARN", max_length=2048, blank=True)
+    # Each step of setting it up, recorded as it completes, so a retry resumes after the last one.
+    created_at = models.DateTimeField(auto_now_add=True)
+    registered_at = models.DateTimeField(null=True, blank=True)
+    policy_attached_at = models.DateTimeField(null=True, blank=True)
+    thing_attached_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    # ...and of retiring it.
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField("deleted from AWS at", null=True, blank=True)
+
+    class Meta:
+        ordering = ["kit_id", "-created_at"]
+        constraints = [
+            # Two workers racing can never both start a certificate for one kit.
+            models.UniqueConstraint(
+                fields=["kit"],
+                condition=models.Q(activated_at__isnull=True, deactivated_at__isnull=True),
+                name="one_certificate_in_setup_per_kit",
+            ),
+        ]
+        permissions = [("download_bundle", "Can download a kit's certificate bundle (its private key)")]
+
+    def __str__(self) -> str:
+        return f"{self.kit_id}: certificate {self.fingerprint[:12]}"
+
+    @property
+    def state(self) -> str:
+        if self.deleted_at:
+            return "deleted"
+        if self.deactivated_at:
+            return "inactive"
+        if self.activated_at:
+            return "active"
+        return "being set up"
+
+
+class BundleDownload(models.Model):
+    """Who downloaded a kit's certificate bundle, and when: the bundle holds its private key."""
+
+    certificate = models.ForeignKey(KitCertificate, on_delete=models.CASCADE, related_name="downloads")
+    # The username is copied so the record survives the user's deletion.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    downloaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-downloaded_at"]
+
+    def __str__(self) -> str:
+        return f"{self.username} downloaded {self.certificate} at {self.downloaded_at:%Y-%m-%d %H:%M}Z"

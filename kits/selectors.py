@@ -4,7 +4,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Subquery, Value
 
 from .exceptions import KitNotFound
-from .models import Kit, Membership, Role
+from .models import Kit, KitCertificate, Membership, Role
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -53,3 +53,16 @@ def _role_of(user: User, kit: Kit) -> str | None:
 
 def memberships_of_kit(*, kit: Kit) -> QuerySet[Membership]:
     return Membership.objects.filter(kit=kit).select_related("user").order_by("user__username")
+
+
+def kit_certificate_current(*, kit: Kit) -> KitCertificate | None:
+    """The kit's active certificate, if it has one and its bundle is still stored."""
+    if not kit.certificate_id:
+        return None
+    return (
+        KitCertificate.objects.filter(
+            kit=kit, aws_certificate_id=kit.certificate_id, activated_at__isnull=False, deactivated_at__isnull=True
+        )
+        .exclude(bundle_path="")
+        .first()
+    )

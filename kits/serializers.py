@@ -3,8 +3,8 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import KIT_ID_MAX_LENGTH, Kit, Membership, Quantity, Role, kit_id_validator
-from .selectors import kit_can_see_private_details
+from .models import KIT_ID_MAX_LENGTH, Kit, Membership, ProvisioningStatus, Quantity, Role, kit_id_validator
+from .selectors import kit_can_manage, kit_can_see_private_details
 from .services import SensorSpec
 
 MAX_SENSORS_PER_KIT = 32
@@ -84,8 +84,10 @@ class KitDetailsSerializer(serializers.Serializer):
     """The seed's `details` object. `ip` and `admin` are shown to members and staff only."""
 
     id = serializers.CharField()
-    ip = serializers.CharField(allow_null=True, help_text="Null unless you are a member or staff.")
-    admin = serializers.CharField(allow_null=True, help_text="E-mail; null unless you are a member or staff.")
+    ip = serializers.IPAddressField(allow_null=True, help_text="Null unless you are a member or staff.")
+    # Not allow_blank: an empty e-mail is sent as null, and a blank choice would make the schema a
+    # oneOf under which OpenAPI 3.0 validators refuse null.
+    admin = serializers.EmailField(allow_null=True, help_text="Null unless you are a member or staff.")
     description = serializers.CharField(allow_blank=True)
 
 
@@ -98,6 +100,26 @@ class KitOutputSerializer(serializers.Serializer):
     public = serializers.BooleanField()
     sensors = SensorOutputSerializer(many=True)
     last_seen = serializers.DateTimeField(allow_null=True)
+    provisioning_status = serializers.SerializerMethodField()
+
+    # A nullable string held to the statuses by a pattern: as an enum, drf-spectacular would
+    # write oneOf [enum, NullEnum], for which OpenAPI 3.0 validators refuse null.
+    @extend_schema_field(
+        {
+            "type": "string",
+            "pattern": f"^({'|'.join(ProvisioningStatus.values)})$",
+            "nullable": True,
+            "readOnly": True,
+            "description": (
+                "Where the kit is on AWS IoT: pending, provisioning, active, failed or decommissioned. "
+                "Null unless you are one of the kit's owners or staff."
+            ),
+        }
+    )
+    def get_provisioning_status(self, kit: Kit) -> str | None:
+        if not kit_can_manage(user=self.context["request"].user, kit=kit):
+            return None
+        return kit.provisioning_status
 
     @extend_schema_field(KitDetailsSerializer)
     def get_details(self, kit: Kit) -> dict:

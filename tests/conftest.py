@@ -116,3 +116,173 @@ def moto_server():
         for name, value in server.client_env().items():
             patch.setenv(name, value)
         yield server
+
+
+# --- Provisioning (issue 4): AWS IoT faults, a real Celery worker, mosquitto with mutual TLS ----
+
+
+class IotFaults:
+    """Faults injected into the real boto3 IoT client through botocore's own event hooks: the
+    request never reaches moto (`fail`, `crash_before`) or its answer never reaches our code
+    (`crash_after`), exactly as a throttled call or a process dying at that instant would."""
+
+    def __init__(self, client):
+        self.client = client
+        self.calls: dict[str, list[float]] = {}
+        self._registered: list[tuple[str, object]] = []
+
+    def fail(self, operation: str, code: str, *, times: int, status: int = 400, message: str = "injected") -> None:
+        """Answer the next `times` calls of `operation` with the AWS error `code`."""
+        import time
+
+        from botocore.awsrequest import AWSResponse
+
+        def handler(**kwargs):
+            self.calls.setdefault(operation, []).append(time.monotonic())
+            if len(self.calls[operation]) <= times:
+                error = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+                return AWSResponse(url="", status_code=status, headers={}, raw=None), error
+            return None
+
+        self._register(f"before-call.iot.{operation}", handler)
+
+    def crash_before(self, operation: str) -> None:
+        self._register(f"before-call.iot.{operation}", self._crash(operation))
+
+    def crash_after(self, operation: str) -> None:
+        self._register(f"after-call.iot.{operation}", self._crash(operation))
+
+    def clear(self) -> None:
+        for event, handler in self._registered:
+            self.client.meta.events.unregister(event, handler)
+        self._registered.clear()
+
+    def _crash(self, operation: str):
+        def handler(**kwargs):
+            raise SimulatedCrash(f"the process died during {operation}")
+
+        return handler
+
+    def _register(self, event: str, handler) -> None:
+        self.client.meta.events.register(event, handler)
+        self._registered.append((event, handler))
+
+
+class SimulatedCrash(Exception):
+    """Not one of our exceptions: nothing in the product catches it, as nothing survives a crash."""
+
+
+@pytest.fixture
+def iot(moto_server):
+    """A plain boto3 IoT client on moto_server, to look at the AWS state the product left."""
+    import boto3
+
+    return boto3.client("iot")
+
+
+@pytest.fixture
+def iot_faults(moto_server):
+    from kits.aws_iot import iot_client
+
+    faults = IotFaults(iot_client())
+    yield faults
+    faults.clear()
+
+
+@pytest.fixture
+def unique_kit_id():
+    """moto_server lives for the whole session: each test's kits get ids of their own."""
+    import secrets
+
+    return lambda prefix="kit": f"{prefix}-{secrets.token_hex(4)}"
+
+
+def _database_url_of(settings_dict) -> str:
+    from urllib.parse import quote
+
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    credentials = quote(settings_dict.get("USER") or "")
+    if settings_dict.get("PASSWORD"):
+        credentials += ":" + quote(settings_dict["PASSWORD"])
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{credentials}@{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture
+def celery_broker_purged(settings):
+    """The test broker (Redis db 5), emptied of messages earlier tests may have left."""
+    from astroplant_site.celery import app
+
+    with app.connection_for_write() as connection:
+        app.control.purge(connection=connection)
+    return settings.CELERY_BROKER_URL
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, moto_server, celery_broker_purged, tmp_path):
+    """A real `celery -A astroplant_site worker` process on the test broker, the test database
+    and moto_server. Its log is in `.log_file`."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import uuid
+    from pathlib import Path
+
+    from django.db import connection
+
+    log_file = tmp_path / "celery-worker.log"
+    env = {
+        **os.environ,
+        **moto_server.client_env(),
+        "DJANGO_SETTINGS_MODULE": "astroplant_site.settings.test",
+        "DATABASE_URL": _database_url_of(connection.settings_dict),
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [sys.executable, "-m", "celery", "-A", "astroplant_site", "worker", "--pool=solo", "--loglevel=INFO"]
+    command += ["--without-gossip", "--without-mingle", "-n", f"test-{uuid.uuid4().hex[:8]}@%h"]
+    with open(log_file, "w") as log:
+        process = subprocess.Popen(
+            command, cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 60
+    while " ready." not in log_file.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"The Celery worker did not start:\n{log_file.read_text()}")
+        time.sleep(0.1)
+    process.log_file = log_file
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def celery_worker_in_process(transactional_db, moto_server, celery_broker_purged):
+    """Celery's own worker, consuming the real test broker, in a thread of the test process: for
+    tests that inject faults into this process's boto3 client."""
+    from celery.contrib.testing.worker import start_worker
+
+    from astroplant_site.celery import app
+
+    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=20) as worker:
+        yield worker
+
+
+@pytest.fixture
+def mosquitto_broker(tmp_path):
+    """mosquitto with mutual TLS against the project CA, kit ACLs equal to the IoT policy, and an
+    `observer` client that may read every topic (to see what the broker let through)."""
+    from kits.certificates import project_authority
+    from localdev.mosquitto import MosquittoBroker
+
+    with MosquittoBroker(
+        authority=project_authority(), directory=tmp_path / "mosquitto", extra_acl="user observer\ntopic read #\n"
+    ) as broker:
+        yield broker

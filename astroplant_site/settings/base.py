@@ -164,3 +164,71 @@ AXES_LOCKOUT_CALLABLE = "astroplant_site.auth_api.sign_in_locked_out_response"
 # Endpoints follow boto's own variables (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB,
 # AWS_ENDPOINT_URL_IOT, ...), read by botocore itself: unset means real AWS.
 AWS_REGION = env.str("AWS_REGION", default=env.str("AWS_DEFAULT_REGION", default="eu-central-1"))
+
+# --- Celery and kit provisioning on AWS IoT (issue 4; docs/provisioning.md) --------------------
+# The broker: Redis in production and CI (CELERY_BROKER_URL=redis://host:6379/0). Without it,
+# a server-less broker in a SQLite file (kombu's SQLAlchemy transport), so a fresh machine works;
+# `make run` chooses Redis when one answers on 127.0.0.1:6379.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=f"sqla+sqlite:///{BASE_DIR / 'var' / 'celery-broker.sqlite3'}")
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_IGNORE_RESULT = True  # tasks record their outcome on the kit, not in a result store
+# A task whose worker dies is delivered again: every task is safe to run twice.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a long AWS call in one task does not hold others back
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    # Re-queues kits whose provisioning message was lost (e.g. the broker was down at commit).
+    "kits-provisioning-sweep": {"task": "kits.provisioning_sweep", "schedule": 300.0},
+}
+# Transient AWS errors (throttling, connection) are retried with exponential backoff and jitter:
+# about base * 2**attempt seconds, at most PROVISIONING_RETRY_MAX_SECONDS, PROVISIONING_MAX_RETRIES times.
+PROVISIONING_RETRY_BASE_SECONDS = env.float("PROVISIONING_RETRY_BASE_SECONDS", default=2.0)
+PROVISIONING_RETRY_MAX_SECONDS = env.float("PROVISIONING_RETRY_MAX_SECONDS", default=300.0)
+PROVISIONING_MAX_RETRIES = env.int("PROVISIONING_MAX_RETRIES", default=8)
+# How long one worker may hold a kit before another may take over (a worker that died).
+PROVISIONING_LEASE_SECONDS = env.int("PROVISIONING_LEASE_SECONDS", default=120)
+# A kit left `pending` this long is queued again by the sweep.
+PROVISIONING_STALE_SECONDS = env.int("PROVISIONING_STALE_SECONDS", default=600)
+
+# Where kits connect: describe_endpoint cannot tell us (moto returns made-up hosts). In production
+# the account's AWS IoT ATS endpoint (xxxx-ats.iot.<region>.amazonaws.com) and 8883.
+IOT_MQTT_ENDPOINT = env.str("IOT_MQTT_ENDPOINT", default="localhost")
+IOT_MQTT_PORT = env.int("IOT_MQTT_PORT", default=8883)
+# The one least-privilege policy attached to every kit's certificate (kits/iot_policy.py).
+IOT_POLICY_NAME = env.str("IOT_POLICY_NAME", default="astroplant-kit")
+# The project CA that signs device certificates: IOT_CA_DIR holds ca.crt and ca.key. Local and
+# test settings create one there on first use; production mounts its managed secret there.
+IOT_CA_DIR = env.path("IOT_CA_DIR", default=BASE_DIR / "var" / "ca")
+IOT_CA_AUTO_CREATE = env.bool("IOT_CA_AUTO_CREATE", default=False)
+# The CA that signs the *broker's* certificate, put in each bundle as the kit's root CA: Amazon
+# Root CA 1 (a PEM file) in production; empty means the project CA (the local mosquitto).
+IOT_BROKER_CA_FILE = env.str("IOT_BROKER_CA_FILE", default="")
+IOT_DEVICE_CERTIFICATE_DAYS = env.int("IOT_DEVICE_CERTIFICATE_DAYS", default=1825)
+
+# Certificate bundles (each holds a kit's private key): their own private storage, never served.
+# S3 when KIT_BUNDLE_BUCKET is set (private ACL, encrypted at rest), else files under var/.
+KIT_BUNDLE_BUCKET = env.str("KIT_BUNDLE_BUCKET", default="")
+if KIT_BUNDLE_BUCKET:
+    STORAGES["kit_bundles"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": KIT_BUNDLE_BUCKET,
+            "location": "kit-bundles",
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+            "object_parameters": {"ServerSideEncryption": "AES256"},
+            "region_name": AWS_REGION,
+        },
+    }
+else:
+    STORAGES["kit_bundles"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": BASE_DIR / "var" / "private" / "kit-bundles",
+            "base_url": "/no-public-url/",
+            "file_permissions_mode": 0o600,
+            "directory_permissions_mode": 0o700,
+        },
+    }

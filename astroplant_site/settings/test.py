@@ -17,3 +17,28 @@ STORAGES = {
 # Serve static files from the apps, as in development: the tests run no collectstatic.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# --- Celery and kit provisioning (issue 4) -----------------------------------------------------
+# A real broker: the machine's Redis, in a database number of our own (5) so other test runs
+# sharing that Redis do not steal our messages.
+CELERY_BROKER_URL = env.str("TEST_CELERY_BROKER_URL", default="redis://127.0.0.1:6379/5")
+# The worker process the integration tests start must see the test database, so SQLite's test
+# database is a file rather than memory.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+IOT_CA_DIR = BASE_DIR / "var" / "test" / "ca"
+IOT_CA_AUTO_CREATE = True
+IOT_DEVICE_CERTIFICATE_DAYS = 30
+PROVISIONING_RETRY_BASE_SECONDS = 0.2
+PROVISIONING_RETRY_MAX_SECONDS = 2.0
+STORAGES["kit_bundles"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {
+        "location": BASE_DIR / "var" / "test" / "kit-bundles",
+        "base_url": "/no-public-url/",
+        "file_permissions_mode": 0o600,
+        "directory_permissions_mode": 0o700,
+    },
+}
