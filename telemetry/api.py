@@ -5,7 +5,7 @@ Who may see the data is exactly who may see the kit: the kit is looked up with
 import csv
 from urllib.parse import urlencode
 
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -108,7 +108,7 @@ class KitDataApi(APIView):
         ],
         responses={
             (200, "application/json"): OpenApiResponse(KitData, description="Sensor key -> points, oldest first."),
-            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="timestamp,sensor,value,unit rows."),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="timestamp,sensor,value,unit rows."),
             # Errors are JSON whatever format was asked for (see finalize_response).
             (400, "application/json"): BAD_INPUT,
             (404, "application/json"): NOT_FOUND,
@@ -187,7 +187,7 @@ class KitDataApi(APIView):
     def perform_content_negotiation(self, request, force=False):
         try:
             return super().perform_content_negotiation(request, force)
-        except NotFound:  # DRF's answer to an unknown ?format=
+        except (Http404, NotFound):  # DRF's answer to an unknown ?format=
             raise ValidationError({"format": ["Use json or csv."]}) from None
 
     def finalize_response(self, request, response, *args, **kwargs):
