@@ -12,6 +12,7 @@ from kits.models import Kit
 
 from . import models
 from .exceptions import TelemetryQueryInvalid
+from .models import RollupPeriod
 from .timebuckets import (
     BUCKET_MS,
     DAY_MS,
@@ -78,8 +79,12 @@ def readings_latest(*, kit: Kit, sensors: list[str] | None = None, last: int = 1
 def resolution_auto(*, kit: Kit, start_ms: int, end_ms: int, sensors: list[str] | None = None) -> Resolution:
     """The finest resolution that gives at most about AUTO_MAX_POINTS points per series.
     Raw counts are estimated from the daily rollups of the days the range touches."""
+    return _resolution_auto(_rollup_items(kit.id, Resolution.DAY, start_ms, end_ms), start_ms, end_ms, sensors)
+
+
+def _resolution_auto(daily: dict[str, RollupPeriod | None], start_ms: int, end_ms: int, sensors) -> Resolution:
     per_sensor: dict[str, int] = defaultdict(int)
-    for counts in _days_with_data(kit.id, start_ms, end_ms, sensors).values():
+    for counts in _day_counts(daily, start_ms, end_ms, sensors).values():
         for sensor, count in counts.items():
             per_sensor[sensor] += count
     if max(per_sensor.values(), default=0) <= AUTO_MAX_POINTS:
@@ -87,6 +92,36 @@ def resolution_auto(*, kit: Kit, start_ms: int, end_ms: int, sensors: list[str] 
     if math.ceil((end_ms - bucket_start(Resolution.HOUR, start_ms)) / HOUR_MS) <= AUTO_MAX_POINTS:
         return Resolution.HOUR
     return Resolution.DAY
+
+
+def readings_history(
+    *,
+    kit: Kit,
+    start_ms: int,
+    end_ms: int,
+    resolution: Resolution | str = "auto",
+    sensors: list[str] | None = None,
+    page_size: int = RAW_PAGE_SIZE_DEFAULT,
+    after_ms: int | None = None,
+) -> DataPage:
+    """The history in [start_ms, end_ms) at `resolution`, or with "auto" at the finest one that
+    gives at most about AUTO_MAX_POINTS points per series (see readings_range)."""
+    range_problem(start_ms, end_ms, Resolution.RAW)
+    if resolution == "auto":
+        # The daily rollups both estimate the raw counts and, for long ranges, are the answer.
+        daily = _rollup_items(kit.id, Resolution.DAY, start_ms, end_ms)
+        resolution = _resolution_auto(daily, start_ms, end_ms, sensors)
+        if resolution == Resolution.DAY:
+            return DataPage(resolution, _rollup_points(daily, Resolution.DAY, start_ms, end_ms, sensors))
+    return readings_range(
+        kit=kit,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        resolution=Resolution(resolution),
+        sensors=sensors,
+        page_size=page_size,
+        after_ms=after_ms,
+    )
 
 
 def readings_range(
@@ -125,12 +160,24 @@ def rollups_range(
     *, kit: Kit, start_ms: int, end_ms: int, resolution: Resolution, sensors: list[str] | None = None
 ) -> dict[str, list[Point]]:
     """Hourly or daily points whose bucket overlaps [start_ms, end_ms)."""
+    items = _rollup_items(kit.id, resolution, start_ms, end_ms)
+    return _rollup_points(items, resolution, start_ms, end_ms, sensors)
+
+
+def _rollup_items(kit_id: str, resolution: Resolution, start_ms: int, end_ms: int) -> dict[str, RollupPeriod | None]:
+    """The rollup items (period -> item, None where there is none) holding the buckets that
+    overlap [start_ms, end_ms), oldest first: one BatchGetItem, whatever the kit's history."""
+    periods = periods_between(resolution, bucket_start(resolution, start_ms), end_ms)
+    items = models.rollup_periods_get((kit_id, period) for period in periods)
+    return {period: items.get((kit_id, period)) for period in periods}
+
+
+def _rollup_points(
+    items: dict[str, RollupPeriod | None], resolution: Resolution, start_ms: int, end_ms: int, sensors
+) -> dict[str, list[Point]]:
     first_bucket = bucket_start(resolution, start_ms)
-    periods = periods_between(resolution, first_bucket, end_ms)
-    items = models.rollup_periods_get((kit.id, period) for period in periods)
     series: dict[str, list[Point]] = defaultdict(list)
-    for period in periods:
-        item = items.get((kit.id, period))
+    for period, item in items.items():
         if item is None:
             continue
         for sensor, text in sorted(models.as_plain_dict(item.sensors).items()):
@@ -197,12 +244,15 @@ def _days_with_data(kit_id: str, start_ms: int, end_ms: int, sensors: list[str] 
     first, each with its reading count per sensor, from the daily rollups."""
     if end_ms <= start_ms:
         return {}
+    return _day_counts(_rollup_items(kit_id, Resolution.DAY, start_ms, end_ms), start_ms, end_ms, sensors)
+
+
+def _day_counts(
+    daily: dict[str, RollupPeriod | None], start_ms: int, end_ms: int, sensors
+) -> dict[int, dict[str, int]]:
     first_day = day_start(start_ms)
-    periods = periods_between(Resolution.DAY, first_day, end_ms)
-    items = models.rollup_periods_get((kit_id, period) for period in periods)
     days: dict[int, dict[str, int]] = defaultdict(dict)
-    for period in periods:
-        item = items.get((kit_id, period))
+    for period, item in daily.items():
         if item is None:
             continue
         for sensor, text in models.as_plain_dict(item.sensors).items():
