@@ -1,7 +1,8 @@
 """`make run`: the whole product on this machine, stopped cleanly by Ctrl-C.
 
-Prepares the database and demo data, then runs every process side by side (through honcho) with
-its output prefixed by its name. Each later part of the product adds its process here.
+Starts the local AWS (one moto_server for DynamoDB, IoT and S3), prepares the database, the demo
+data, the telemetry tables and some demo history, then runs every long-lived process side by side
+through honcho, each line prefixed with its process's name.
 """
 
 import os
@@ -16,6 +17,11 @@ from pathlib import Path
 from honcho.manager import Manager
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for localdev, run as `python bin/devstack.py`
+
+from localdev.moto import MotoServer  # noqa: E402
+
+DEMO_KITS = ["demo-kit-1", "demo-kit-2", "demo-kit-3"]  # made by `manage.py demo_setup`
 PYTHON = sys.executable
 WEB_HOST = "127.0.0.1"
 WEB_PORT = int(os.environ.get("WEB_PORT", "8000"))
@@ -41,7 +47,7 @@ def announce(url: str) -> None:
             time.sleep(0.5)
     print(
         f"\n  AstroPlant is running on {url}/\n"
-        f"  Sign in at {url}/admin/ as admin / admin (staff), or as grower / grower.\n"
+        f"  Sign in at {url}/accounts/login/ as grower / grower, or at {url}/admin/ as admin / admin.\n"
         f"  API docs: {url}/api/docs/   Health: {url}/healthz\n"
         "  Press Ctrl-C to stop everything.\n",
         flush=True,
@@ -50,30 +56,17 @@ def announce(url: str) -> None:
         time.sleep(3600)
 
 
-# --- Issue 4: Celery worker and beat, the local AWS (moto_server), mosquitto with mutual TLS ------
-
-
-def provisioning_prepare(env: dict) -> dict[str, str]:
-    """Choose the Celery broker and the local AWS and MQTT ports (written into `env`), and return
-    the processes that provisioning needs, by name."""
-    processes = {}
-    # Redis when one answers, as in production; else settings.base's default, a server-less
-    # broker in var/celery-broker.sqlite3.
+def celery_broker_choose(env: dict) -> None:
+    """Redis when one answers, as in production; else the settings' default, a server-less
+    broker in a SQLite file under var/ (so a fresh machine works without Redis)."""
     if "CELERY_BROKER_URL" not in env and not port_is_free(6379):
         env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/0"
     print(f"Celery broker: {env.get('CELERY_BROKER_URL', 'SQLite file under var/ (no Redis found)')}", flush=True)
-    if "AWS_ENDPOINT_URL" not in env and "AWS_ENDPOINT_URL_IOT" not in env:
-        sys.path.insert(0, str(ROOT))
-        from localdev.moto import FAKE_AWS_ENV
-        from localdev.ports import free_port
 
-        moto_port = free_port()
-        env.update(FAKE_AWS_ENV, AWS_ENDPOINT_URL=f"http://127.0.0.1:{moto_port}")
-        moto = Path(PYTHON).parent / "moto_server"
-        processes["aws"] = f"{moto} -H 127.0.0.1 -p {moto_port}"
-        wait_then = f"{PYTHON} -c 'from localdev.ports import wait_for_port; wait_for_port({moto_port})' && "
-    else:
-        wait_then = ""
+
+def long_running_processes(env: dict) -> dict[str, str]:
+    """Every process `make run` keeps running, by name."""
+    processes = {"web": f"{PYTHON} manage.py runserver {WEB_HOST}:{WEB_PORT}"}
     mqtt_port = int(env.setdefault("IOT_MQTT_PORT", "8883"))
     env.setdefault("IOT_MQTT_ENDPOINT", "localhost")
     if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists():
@@ -82,7 +75,7 @@ def provisioning_prepare(env: dict) -> dict[str, str]:
         processes["mqtt"] = f"{PYTHON} -m localdev.mosquitto --port {mqtt_port}"
     else:
         print("mosquitto is not installed (apt-get install mosquitto): running without an MQTT broker.", flush=True)
-    processes["worker"] = f"{wait_then}{PYTHON} -m celery -A astroplant_site worker --loglevel=INFO --concurrency=2"
+    processes["worker"] = f"{PYTHON} -m celery -A astroplant_site worker --loglevel=INFO --concurrency=2"
     schedule = ROOT / "var" / "celerybeat-schedule"
     processes["beat"] = f"{PYTHON} -m celery -A astroplant_site beat --loglevel=INFO --schedule {schedule}"
     return processes
@@ -96,20 +89,28 @@ def main() -> None:
         sys.exit(f"Port {WEB_PORT} is taken: stop what runs there, or set WEB_PORT to another port.")
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "astroplant_site.settings.local", "PYTHONUNBUFFERED": "1"}
     (ROOT / "var").mkdir(exist_ok=True)
-    provisioning_processes = provisioning_prepare(env)  # issue 4: sets the broker, AWS and MQTT in env
-    print("Preparing the database and demo data...", flush=True)
-    manage("migrate", "--no-input", "-v", "0", env=env)
-    # The local AWS (moto_server) starts empty every time: provision every kit anew in it.
-    manage("reprovision_all", env=env)
-    manage("demo_setup", env=env)
+    celery_broker_choose(env)
+    # moto keeps everything in memory: every start provisions the kits and seeds history anew.
+    moto = MotoServer().start()
+    try:
+        env.update(moto.client_env())  # every process below talks to this moto_server
+        print(f"Local AWS (moto_server) on {moto.url}", flush=True)
+        print("Preparing the database and demo data...", flush=True)
+        manage("migrate", "--no-input", "-v", "0", env=env)
+        manage("reprovision_all", env=env)
+        manage("demo_setup", env=env)
+        manage("dynamodb_setup", env=env)
+        for kit_id in DEMO_KITS:
+            manage("telemetry_seed", "--kit", kit_id, "--days", "3", "--interval", "300", env=env)
 
-    url = f"http://{WEB_HOST}:{WEB_PORT}"
-    manager = Manager()
-    manager.add_process("web", f"{PYTHON} manage.py runserver {WEB_HOST}:{WEB_PORT}", cwd=str(ROOT), env=env)
-    for name, command in provisioning_processes.items():
-        manager.add_process(name, command, cwd=str(ROOT), env=env)
-    manager.add_process("ready", f"{PYTHON} {Path(__file__)} --announce {url}", cwd=str(ROOT), env=env)
-    manager.loop()
+        url = f"http://{WEB_HOST}:{WEB_PORT}"
+        manager = Manager()
+        for name, command in long_running_processes(env).items():
+            manager.add_process(name, command, cwd=str(ROOT), env=env)
+        manager.add_process("ready", f"{PYTHON} {Path(__file__)} --announce {url}", cwd=str(ROOT), env=env)
+        manager.loop()
+    finally:
+        moto.stop()
     sys.exit(manager.returncode)
 
 

@@ -18,7 +18,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 
-# --- Celery and kit provisioning (issue 4) -----------------------------------------------------
+# --- Celery and kit provisioning ------------------------------------------------------------
 # A real broker: the machine's Redis, in a database number of our own (5) so other test runs
 # sharing that Redis do not steal our messages.
 CELERY_BROKER_URL = env.str("TEST_CELERY_BROKER_URL", default="redis://127.0.0.1:6379/5")
@@ -42,3 +42,7 @@ STORAGES["kit_bundles"] = {
         "directory_permissions_mode": 0o700,
     },
 }
+
+# Telemetry: retry unprocessed writes quickly, so the tests of that path stay fast.
+TELEMETRY_WRITE_BACKOFF_BASE_SECONDS = 0.001
+TELEMETRY_WRITE_BACKOFF_MAX_SECONDS = 0.01
