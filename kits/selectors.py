@@ -1,10 +1,12 @@
 """Every read of the kit registry, scoped to what the caller may see."""
 
+from collections.abc import Iterable
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Subquery, Value
 
 from .exceptions import KitNotFound
-from .models import Kit, KitCertificate, Membership, Role
+from .models import Kit, KitCertificate, Membership, ProvisioningStatus, Role
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -65,4 +67,13 @@ def kit_certificate_current(*, kit: Kit) -> KitCertificate | None:
         )
         .exclude(bundle_path="")
         .first()
+    )
+
+
+def kit_ids_receiving_telemetry(*, kit_ids: Iterable[str]) -> set[str]:
+    """Which of `kit_ids` are registered kits whose readings are accepted: not decommissioned."""
+    return set(
+        Kit.objects.filter(pk__in=set(kit_ids))
+        .exclude(provisioning_status=ProvisioningStatus.DECOMMISSIONED)
+        .values_list("pk", flat=True)
     )

@@ -5,7 +5,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -606,3 +606,29 @@ def kits_provisioning_restart_local() -> list[str]:
             _enqueue_after_commit(work, kit.id)
         queued.append(kit.id)
     return queued
+
+
+@dataclass(frozen=True)
+class KitSighting:
+    """A kit was heard from at `at`, from `ip_address` if its message said."""
+
+    kit_id: str
+    at: datetime
+    ip_address: str | None = None
+
+
+def kits_seen_record(*, sightings: Iterable[KitSighting]) -> None:
+    """Move each kit's last-seen time forward (never back: messages arrive out of order after an
+    outage) and keep the IP address it reported most recently."""
+    newest: dict[str, KitSighting] = {}
+    newest_with_ip: dict[str, KitSighting] = {}
+    for sighting in sightings:
+        for table in (newest, newest_with_ip) if sighting.ip_address else (newest,):
+            if sighting.kit_id not in table or sighting.at > table[sighting.kit_id].at:
+                table[sighting.kit_id] = sighting
+    for kit_id, sighting in newest.items():
+        Kit.objects.filter(pk=kit_id).filter(Q(last_seen__isnull=True) | Q(last_seen__lt=sighting.at)).update(
+            last_seen=sighting.at
+        )
+    for kit_id, sighting in newest_with_ip.items():
+        Kit.objects.filter(pk=kit_id).exclude(ip_address=sighting.ip_address).update(ip_address=sighting.ip_address)

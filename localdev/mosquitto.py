@@ -90,7 +90,12 @@ class MosquittoBroker:
             "per_listener_settings false\n"
             "allow_anonymous false\n"
             f"acl_file {acl}\n"
-            "persistence false\n"
+            # Sessions and their queued messages survive a restart of the broker, as on AWS IoT.
+            "persistence true\n"
+            f"persistence_location {self.directory}/\n"
+            # The ingest bridge acknowledges a batch only once it is stored: let a batch be big.
+            "max_inflight_messages 1000\n"
+            "max_queued_messages 100000\n"
             f"log_dest {log_destination}\n"
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
             "connection_messages true\n"

@@ -363,3 +363,7 @@ def rollup_periods_get(
         return {(item.kit_id, item.period): item for item in items}
     except (PynamoDBException, BotoCoreError) as error:
         raise TelemetryUnavailable(f"Could not read rollups from DynamoDB: {error}") from error
+
+
+# Django finds an app's relational models in its `models` module.
+from .dead_letters import DeadLetter  # noqa: E402, F401

@@ -15,6 +15,7 @@ from django.utils import timezone
 from kits.models import KIT_ID_PATTERN, SENSOR_KEY_PATTERN
 
 from . import models
+from .dead_letters import DeadLetter
 from .exceptions import ReadingsNotStored, TelemetryUnavailable
 from .models import LatestState, RollupPeriod, StoredReading
 from .timebuckets import (
@@ -130,6 +131,11 @@ def readings_write(*, readings: Iterable[Reading]) -> WriteSummary:
     if failed:
         raise ReadingsNotStored(failed, stored=stored)
     return WriteSummary(stored=stored, unchanged=unchanged_count)
+
+
+def reading_problem(reading: Reading) -> str | None:
+    """Why `readings_write` would refuse this reading, or None if it would take it."""
+    return _problem_with(reading, to_ms(timezone.now()))
 
 
 def _problem_with(reading: Reading, now_ms: int) -> str | None:
@@ -321,3 +327,25 @@ def _day_totals(hourly: RollupPeriod | None) -> dict[str, Stats]:
             else:
                 totals[sensor] = copy.copy(stats)
     return totals
+
+
+@dataclass(frozen=True)
+class RefusedMessage:
+    """A kit message the ingest bridge refused, and why."""
+
+    topic: str
+    payload: bytes
+    reason: str
+    kit_id: str = ""
+
+
+def dead_letters_record(*, refused: Iterable[RefusedMessage], received_at: datetime) -> int:
+    """Keep refused kit messages, each with its reason, where admins see them. Returns how many."""
+    letters = [
+        DeadLetter(
+            received_at=received_at, topic=m.topic[:256], kit_id=m.kit_id[:64], reason=m.reason, payload=m.payload
+        )
+        for m in refused
+    ]
+    DeadLetter.objects.bulk_create(letters)
+    return len(letters)

@@ -250,3 +250,19 @@ TELEMETRY_WRITE_BACKOFF_BASE_SECONDS = env.float("TELEMETRY_WRITE_BACKOFF_BASE_S
 TELEMETRY_WRITE_BACKOFF_MAX_SECONDS = env.float("TELEMETRY_WRITE_BACKOFF_MAX_SECONDS", default=5.0)
 # boto and PynamoDB say at INFO where they found credentials and endpoints, on every client.
 LOGGING["loggers"].update({"botocore": {"level": "WARNING"}, "pynamodb": {"level": "WARNING"}})
+
+# --- The ingest bridge (`manage.py ingest`, telemetry/ingest.py) ------------------------------
+# It subscribes to every kit's measurements and status with its own certificate: on AWS IoT Core
+# one whose policy allows that; locally one our project CA issues (IOT_CA_AUTO_CREATE).
+INGEST_MQTT_HOST = env.str("INGEST_MQTT_HOST", default=IOT_MQTT_ENDPOINT)
+INGEST_MQTT_PORT = env.int("INGEST_MQTT_PORT", default=IOT_MQTT_PORT)
+INGEST_CLIENT_ID = env.str("INGEST_CLIENT_ID", default="astroplant.ingest")
+INGEST_CREDENTIALS_DIR = Path(env.str("INGEST_CREDENTIALS_DIR", default=str(BASE_DIR / "var" / "ingest")))
+INGEST_CERTIFICATE_FILE = env.str(
+    "INGEST_CERTIFICATE_FILE", default=str(INGEST_CREDENTIALS_DIR / "certificate.pem.crt")
+)
+INGEST_PRIVATE_KEY_FILE = env.str("INGEST_PRIVATE_KEY_FILE", default=str(INGEST_CREDENTIALS_DIR / "private.pem.key"))
+# The CA that signs the broker's certificate: Amazon Root CA 1 on AWS; the project CA locally.
+INGEST_ROOT_CA_FILE = env.str("INGEST_ROOT_CA_FILE", default=str(INGEST_CREDENTIALS_DIR / "root-ca.pem"))
+# Readings older than this are refused (a kit that was offline longer has lost them anyway).
+INGEST_MAX_AGE_DAYS = env.int("INGEST_MAX_AGE_DAYS", default=30)

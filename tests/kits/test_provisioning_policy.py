@@ -1,20 +1,17 @@
 """A kit's allowed topics are exactly its own: in the AWS IoT policy document, and on a real
 mosquitto with mutual TLS, connecting with the bundles the provisioning produced."""
 
-import io
 import threading
 import time
-import tomllib
-import zipfile
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from kits import bundles, services
+from kits import services
 from kits.iot_policy import THING_NAME_VARIABLE, kit_policy_document
-from kits.models import Kit
+from tests.support import unpack_bundle
 
 pytestmark = [pytest.mark.integration]
 
@@ -79,14 +76,6 @@ class MqttClient:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-def unpack_bundle(kit: Kit, folder: Path) -> dict:
-    """The kit's bundle unpacked into `folder`, as on the Pi; returns its kit.toml."""
-    certificate = kit.certificates.get(aws_certificate_id=kit.certificate_id)
-    with bundles.bundle_open(certificate.bundle_path) as file:
-        zipfile.ZipFile(io.BytesIO(file.read())).extractall(folder)
-    return tomllib.loads((folder / "kit.toml").read_text())
 
 
 def connect_as_kit(folder: Path, config: dict, client_id: str | None = None) -> MqttClient:

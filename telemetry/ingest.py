@@ -1,0 +1,227 @@
+"""The ingest bridge: kit messages from the broker into DynamoDB (`manage.py ingest`).
+
+Each round takes what the broker delivered (up to a batch), checks every message against the
+MQTT contract, stores the readings in one `readings_write` call, keeps refused messages as dead
+letters, moves the kits' last-seen times forward, and only then acknowledges the messages. While
+DynamoDB or the database is away it retries with backoff and acknowledges nothing, so no reading
+is lost; a message delivered twice changes nothing (writes are idempotent).
+"""
+
+import logging
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
+
+from kits import selectors as kit_selectors
+from kits import services as kit_services
+from kits.iot_policy import TOPIC_ROOT
+
+from . import services
+from .exceptions import ReadingsNotStored, TelemetryUnavailable
+from .messages import InvalidMessage, Measurement, message_parse, topic_parse
+from .mqtt_subscriber import BrokerSettings, ReceivedMessage, Subscriber
+
+log = logging.getLogger(__name__)
+
+TOPICS = (f"{TOPIC_ROOT}/+/measurements", f"{TOPIC_ROOT}/+/status")
+RETRY_BACKOFF_MAX_SECONDS = 30.0
+
+
+class BridgeStopping(Exception):
+    """The bridge was asked to stop while waiting for DynamoDB or the database to come back."""
+
+
+@dataclass
+class IngestCounts:
+    """What the bridge has done since it started; logged every so often."""
+
+    messages: int = 0
+    readings_stored: int = 0
+    readings_unchanged: int = 0  # redeliveries: stored already, nothing written
+    statuses: int = 0
+    dead_letters: int = 0
+
+    def line(self) -> str:
+        return (
+            f"{self.messages} messages: {self.readings_stored} readings stored "
+            f"({self.readings_unchanged} already stored), {self.statuses} statuses, {self.dead_letters} dead letters"
+        )
+
+
+def broker_settings() -> BrokerSettings:
+    return BrokerSettings(
+        host=settings.INGEST_MQTT_HOST,
+        port=settings.INGEST_MQTT_PORT,
+        client_id=settings.INGEST_CLIENT_ID,
+        certificate=Path(settings.INGEST_CERTIFICATE_FILE),
+        private_key=Path(settings.INGEST_PRIVATE_KEY_FILE),
+        root_ca=Path(settings.INGEST_ROOT_CA_FILE),
+        topics=TOPICS,
+    )
+
+
+class IngestBridge:
+    def __init__(self, subscriber: Subscriber, *, batch_size: int = 500, batch_wait_seconds: float = 0.2):
+        self.subscriber = subscriber
+        self.batch_size = batch_size
+        self.batch_wait_seconds = batch_wait_seconds
+        self.counts = IngestCounts()
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self, *, report_every_seconds: float = 60.0) -> None:
+        self.subscriber.start()
+        next_report = time.monotonic() + report_every_seconds
+        try:
+            while not self.stopping.is_set():
+                batch = self._take_batch()
+                if batch:
+                    self.handle(batch)
+                if time.monotonic() >= next_report:
+                    log.info("Ingest: %s", self.counts.line())
+                    next_report = time.monotonic() + report_every_seconds
+        finally:
+            self.subscriber.stop()
+            log.info("Ingest stopped: %s", self.counts.line())
+
+    def handle(self, batch: list[ReceivedMessage]) -> bool:
+        """Store one batch and acknowledge it. False if asked to stop first: then nothing of the
+        batch is acknowledged, and the broker delivers it again to the next bridge."""
+        close_old_connections()  # a long-running process must not keep a dead database connection
+        now = timezone.now()
+        try:
+            readings, refused, sightings = self._sort(batch, now)
+            self._until_done(lambda: self._store(readings, refused, sightings, now))
+        except BridgeStopping:
+            return False
+        for message in batch:
+            self.subscriber.ack(message)
+        self.counts.messages += len(batch)
+        return True
+
+    def _take_batch(self) -> list[ReceivedMessage]:
+        inbox = self.subscriber.inbox
+        try:
+            batch = [inbox.get(timeout=0.5)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.batch_wait_seconds
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(inbox.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
+
+    def _sort(self, batch, now):
+        """Readings to store, messages refused with their reason, and who was heard from."""
+        parsed, refused = [], []
+        for message in batch:
+            try:
+                parsed.append(
+                    (
+                        message,
+                        message_parse(
+                            topic=message.topic,
+                            payload=message.payload,
+                            now=now,
+                            max_age=timedelta(days=settings.INGEST_MAX_AGE_DAYS),
+                            max_ahead=timedelta(seconds=settings.TELEMETRY_MAX_FUTURE_SECONDS),
+                        ),
+                    )
+                )
+            except InvalidMessage as error:
+                refused.append(self._refusal(message, error.reason))
+        known = self._until_done(
+            lambda: kit_selectors.kit_ids_receiving_telemetry(kit_ids={p.kit_id for _, p in parsed})
+        )
+        readings, sightings = [], []
+        for message, content in parsed:
+            if content.kit_id not in known:
+                refused.append(self._refusal(message, f"No kit '{content.kit_id}' is registered to send readings."))
+                continue
+            if isinstance(content, Measurement):
+                reading = services.Reading(kit_id=content.kit_id, timestamp=content.timestamp, values=content.readings)
+                problem = services.reading_problem(reading)
+                if problem:
+                    refused.append(self._refusal(message, problem))
+                    continue
+                readings.append(reading)
+                sightings.append(kit_services.KitSighting(content.kit_id, content.timestamp))
+            else:
+                self.counts.statuses += 1
+                sightings.append(kit_services.KitSighting(content.kit_id, content.timestamp, content.ip))
+        return readings, refused, sightings
+
+    def _refusal(self, message: ReceivedMessage, reason: str) -> services.RefusedMessage:
+        try:
+            kit_id, _ = topic_parse(message.topic)
+        except InvalidMessage:
+            kit_id = ""
+        log.warning("Dead letter on %s: %s", message.topic, reason)
+        return services.RefusedMessage(topic=message.topic, payload=message.payload, reason=reason, kit_id=kit_id)
+
+    def _store(self, readings, refused, sightings, now) -> None:
+        if readings:
+            try:
+                summary = services.readings_write(readings=readings)
+            except ReadingsNotStored as error:
+                # The rest is stored; these are retried (idempotently) with the whole batch.
+                raise TelemetryUnavailable(error.message) from error
+            self.counts.readings_stored += summary.stored
+            self.counts.readings_unchanged += summary.unchanged
+            readings.clear()  # stored: a retry of a later step need not write them again
+        if refused:
+            self.counts.dead_letters += services.dead_letters_record(refused=refused, received_at=now)
+            refused.clear()
+        if sightings:
+            kit_services.kits_seen_record(sightings=sightings)
+
+    def _until_done(self, step):
+        """Run `step` until it succeeds, backing off while DynamoDB or the database is away.
+        Returns its result; raises BridgeStopping if the bridge is asked to stop first."""
+        attempt = 0
+        while True:
+            try:
+                return step()
+            except (TelemetryUnavailable, DatabaseError) as error:
+                attempt += 1
+                pause = min(RETRY_BACKOFF_MAX_SECONDS, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
+                log.warning("Cannot store now (%s); trying again in %.1f s", error, pause)
+                close_old_connections()
+                if self.stopping.wait(pause):
+                    raise BridgeStopping from error
+
+
+def local_credentials_ensure() -> bool:
+    """Where the settings allow a local CA (development, tests), issue the bridge's certificate
+    from it if there is none yet. Returns whether it issued one."""
+    from kits.certificates import device_certificate_issue, project_authority
+
+    files = broker_settings()
+    if not settings.IOT_CA_AUTO_CREATE or all(
+        p.exists() for p in (files.certificate, files.private_key, files.root_ca)
+    ):
+        return False
+    authority = project_authority()
+    issued = device_certificate_issue(authority=authority, common_name=settings.INGEST_CLIENT_ID, valid_days=365)
+    for path, text in (
+        (files.certificate, issued.certificate_pem),
+        (files.private_key, issued.private_key_pem),
+        (files.root_ca, authority.certificate_pem),
+    ):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(text)
+    return True

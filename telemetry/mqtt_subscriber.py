@@ -1,0 +1,102 @@
+"""The ingest bridge's MQTT connection: the only module that imports paho-mqtt.
+
+It connects with its own certificate over mutual TLS (AWS IoT Core, or the local mosquitto),
+keeps a persistent session (messages wait at the broker while the bridge is away), and hands
+every message to the caller without acknowledging it: `ack()` is called only once the message's
+readings are stored, so a crash before that gets the message delivered again.
+"""
+
+import logging
+import queue
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+log = logging.getLogger(__name__)
+
+QOS_AT_LEAST_ONCE = 1
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    host: str
+    port: int
+    client_id: str
+    certificate: Path
+    private_key: Path
+    root_ca: Path
+    topics: tuple[str, ...]
+    keep_alive_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+class Subscriber:
+    def __init__(self, settings: BrokerSettings):
+        self.settings = settings
+        self.inbox: queue.Queue[ReceivedMessage] = queue.Queue()
+        self.connected = False
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            clean_session=False,  # the broker keeps our subscriptions and queues while we are away
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        client.tls_set(
+            ca_certs=str(settings.root_ca),
+            certfile=str(settings.certificate),
+            keyfile=str(settings.private_key),
+            cert_reqs=ssl.CERT_REQUIRED,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self.client = client
+
+    def start(self) -> None:
+        """Connect in the background; paho reconnects by itself whenever the link drops."""
+        self.client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keep_alive_seconds)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def ack(self, message: ReceivedMessage) -> None:
+        """Tell the broker this message is handled. Without a link, the broker sends it again
+        later, which is harmless: storing a reading twice keeps one."""
+        if message.qos > 0:
+            self.client.ack(message.mid, message.qos)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("The broker refused the ingest bridge: %s", reason_code)
+            return
+        self.connected = True
+        # Subscribe on every connect: a broker that restarted without our session forgot them.
+        client.subscribe([(topic, QOS_AT_LEAST_ONCE) for topic in self.settings.topics])
+        log.info(
+            "Connected to %s:%s; subscribed to %s",
+            self.settings.host,
+            self.settings.port,
+            ", ".join(self.settings.topics),
+        )
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.connected:
+            log.warning("Lost the broker (%s); reconnecting", reason_code)
+        self.connected = False
+
+    def _on_message(self, client, userdata, message) -> None:
+        self.inbox.put(ReceivedMessage(message.topic, bytes(message.payload), message.mid, message.qos))

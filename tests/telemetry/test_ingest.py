@@ -1,0 +1,188 @@
+"""The ingest bridge against real processes: mosquitto with mutual TLS, DynamoDB on moto_server,
+and the test database. Kits publish with paho-mqtt as the kit agent would."""
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from kits import services as kit_services
+from kits.models import Kit
+from telemetry.dead_letters import DeadLetter
+from telemetry.ingest import TOPICS, IngestBridge
+from telemetry.mqtt_subscriber import BrokerSettings, Subscriber
+from telemetry.selectors import readings_range_rows
+from telemetry.timebuckets import Resolution, to_ms
+from tests.support import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+KIT = "ingest-kit"
+OTHER_KIT = "ingest-other"
+
+
+def measurement(kit_id=KIT, *, sequence=1, at=None, readings=None, **changes):
+    at = at or datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=10)
+    body = {
+        "schema_version": 1,
+        "kit_id": kit_id,
+        "timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "sequence": sequence,
+        "readings": readings or {"temperature": 20.0 + sequence, "humidity": 50.0},
+    }
+    body.update(changes)
+    return json.dumps(body).encode()
+
+
+class KitPublisher:
+    """A kit's MQTT client, connected with its own certificate."""
+
+    def __init__(self, broker, kit_id):
+        credentials = broker.client_credentials(f"astroplant-{kit_id}")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"astroplant-{kit_id}")
+        self.client.tls_set(str(credentials.root_ca), str(credentials.certificate), str(credentials.private_key))
+        self.client.connect("localhost", broker.port)
+        self.client.loop_start()
+        self.topic = f"astroplant/kits/astroplant-{kit_id}"
+
+    def publish(self, payload, channel="measurements", topic=None):
+        info = self.client.publish(topic or f"{self.topic}/{channel}", payload, qos=1)
+        info.wait_for_publish(timeout=10)
+        return info
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def kits(db):
+    return [kit_services.kit_register(id=kit_id, name=kit_id) for kit_id in (KIT, OTHER_KIT)]
+
+
+@pytest.fixture
+def bridge(mosquitto_broker, telemetry_tables, kits):
+    credentials = mosquitto_broker.client_credentials("astroplant.ingest")
+    subscriber = Subscriber(
+        BrokerSettings(
+            host="localhost",
+            port=mosquitto_broker.port,
+            client_id="astroplant.ingest",
+            certificate=credentials.certificate,
+            private_key=credentials.private_key,
+            root_ca=credentials.root_ca,
+            topics=TOPICS,
+        )
+    )
+    bridge = IngestBridge(subscriber, batch_wait_seconds=0.05)
+    thread = threading.Thread(target=bridge.run, kwargs={"report_every_seconds": 3600}, daemon=True)
+    thread.start()
+    wait_until(lambda: subscriber.connected, what="the bridge to connect")
+    time.sleep(0.2)  # its subscription is sent right after the connection
+    yield bridge
+    bridge.stop()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def kit(mosquitto_broker):
+    publisher = KitPublisher(mosquitto_broker, KIT)
+    yield publisher
+    publisher.close()
+
+
+def stored_rows(kit_id=KIT):
+    kit = Kit.objects.get(pk=kit_id)
+    now = datetime.now(UTC)
+    return list(
+        readings_range_rows(
+            kit=kit,
+            start_ms=to_ms(now - timedelta(days=2)),
+            end_ms=to_ms(now + timedelta(hours=1)),
+            resolution=Resolution.RAW,
+        )
+    )
+
+
+def test_a_kits_readings_are_stored_and_its_last_seen_moves(bridge, kit):
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+
+    kit.publish(measurement(at=at, readings={"temperature": 21.5, "humidity": 55.0}))
+
+    wait_until(lambda: len(stored_rows()) == 2, what="the readings in DynamoDB")
+    assert sorted((sensor, value) for _, sensor, value in stored_rows()) == [("humidity", 55.0), ("temperature", 21.5)]
+    wait_until(lambda: Kit.objects.get(pk=KIT).last_seen == at, what="last_seen")
+
+
+def test_a_status_updates_the_ip_address_and_last_seen(bridge, kit):
+    at = datetime.now(UTC).replace(microsecond=0)
+    status = {
+        "schema_version": 1,
+        "kit_id": KIT,
+        "timestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ip": "192.0.2.44",
+        "software_version": "1.0.0",
+        "uptime_seconds": 10,
+    }
+
+    kit.publish(json.dumps(status).encode(), channel="status")
+
+    wait_until(lambda: Kit.objects.get(pk=KIT).ip_address == "192.0.2.44", what="the IP address")
+    assert Kit.objects.get(pk=KIT).last_seen == at
+
+
+def test_a_redelivered_message_changes_nothing(bridge, kit):
+    payload = measurement(sequence=3)
+
+    kit.publish(payload)
+    wait_until(lambda: bridge.counts.messages == 1, what="the first delivery")
+    kit.publish(payload)
+
+    wait_until(lambda: bridge.counts.messages == 2, what="the second delivery")
+    assert len(stored_rows()) == 2  # one reading of two sensors, as after the first delivery
+    assert (bridge.counts.readings_stored, bridge.counts.readings_unchanged) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"not json", "not JSON"),
+        (measurement(kit_id=OTHER_KIT), "speaks for kit 'ingest-other' on kit 'ingest-kit'"),
+        (measurement(readings={"temperature": "warm"}), "not a finite number"),
+        (measurement(at=datetime.now(UTC) + timedelta(hours=2)), "in the future"),
+        (measurement(schema_version=7), "schema_version is 7"),
+    ],
+)
+def test_a_bad_message_becomes_a_dead_letter_and_the_bridge_goes_on(bridge, kit, payload, reason):
+    kit.publish(payload)
+    kit.publish(measurement(sequence=9))
+
+    wait_until(lambda: bridge.counts.messages == 2, what="both messages")
+    letter = DeadLetter.objects.get()
+    assert reason in letter.reason
+    assert (letter.kit_id, bytes(letter.payload)) == (KIT, payload)
+    assert len(stored_rows()) == 2  # the good message after it was stored
+
+
+def test_an_unregistered_kit_is_a_dead_letter(bridge, mosquitto_broker):
+    stranger = KitPublisher(mosquitto_broker, "never-registered")
+    try:
+        stranger.publish(measurement(kit_id="never-registered"))
+        wait_until(lambda: DeadLetter.objects.exists(), what="the dead letter")
+    finally:
+        stranger.close()
+
+    assert "No kit 'never-registered' is registered" in DeadLetter.objects.get().reason
+
+
+def test_a_kit_cannot_publish_on_another_kits_topic(bridge, kit):
+    kit.publish(measurement(kit_id=OTHER_KIT), topic=f"astroplant/kits/astroplant-{OTHER_KIT}/measurements")
+    kit.publish(measurement(sequence=2))  # a good one, to know the first had its chance
+
+    wait_until(lambda: bridge.counts.messages >= 1, what="the good message")
+    time.sleep(0.3)
+    assert stored_rows(OTHER_KIT) == []
+    assert bridge.counts.messages == 1  # the broker never passed the forged one on
