@@ -78,6 +78,10 @@ def long_running_processes(env: dict) -> dict[str, str]:
     processes["worker"] = f"{PYTHON} -m celery -A astroplant_site worker --loglevel=INFO --concurrency=2"
     schedule = ROOT / "var" / "celerybeat-schedule"
     processes["beat"] = f"{PYTHON} -m celery -A astroplant_site beat --loglevel=INFO --schedule {schedule}"
+    if "mqtt" in processes:
+        processes["ingest"] = f"{PYTHON} manage.py ingest"
+        for number, kit_id in enumerate(DEMO_KITS, start=1):
+            processes[f"kit{number}"] = f"{PYTHON} -m localdev.simulated_kit --kit {kit_id} --interval 5"
     return processes
 
 
