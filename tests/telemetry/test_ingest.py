@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kits import services as kit_services
 from kits.models import Kit
@@ -186,3 +188,31 @@ def test_a_kit_cannot_publish_on_another_kits_topic(bridge, kit):
     time.sleep(0.3)
     assert stored_rows(OTHER_KIT) == []
     assert bridge.counts.messages == 1  # the broker never passed the forged one on
+
+
+malformed_payloads = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=200).map(str.encode),
+    st.dictionaries(
+        st.sampled_from(["schema_version", "kit_id", "timestamp", "sequence", "readings", "extra"]),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+            max_leaves=8,
+        ),
+        max_size=6,
+    ).map(lambda body: json.dumps(body).encode()),
+)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=malformed_payloads)
+def test_fuzzed_messages_never_stop_the_bridge_and_each_is_a_dead_letter(bridge, kit, payload):
+    before = (bridge.counts.messages, DeadLetter.objects.count())
+
+    kit.publish(payload)
+
+    wait_until(lambda: bridge.counts.messages == before[0] + 1, what="the bridge to handle the message")
+    letters = DeadLetter.objects.order_by("-id")
+    assert letters.count() == before[1] + 1
+    assert letters[0].reason and bytes(letters[0].payload) == payload
