@@ -626,9 +626,12 @@ def kits_seen_record(*, sightings: Iterable[KitSighting]) -> None:
         for table in (newest, newest_with_ip) if sighting.ip_address else (newest,):
             if sighting.kit_id not in table or sighting.at > table[sighting.kit_id].at:
                 table[sighting.kit_id] = sighting
-    for kit_id, sighting in newest.items():
-        Kit.objects.filter(pk=kit_id).filter(Q(last_seen__isnull=True) | Q(last_seen__lt=sighting.at)).update(
-            last_seen=sighting.at
-        )
-    for kit_id, sighting in newest_with_ip.items():
-        Kit.objects.filter(pk=kit_id).exclude(ip_address=sighting.ip_address).update(ip_address=sighting.ip_address)
+    with transaction.atomic():  # one commit for the whole batch of kits
+        for kit_id, sighting in newest.items():
+            Kit.objects.filter(pk=kit_id).filter(Q(last_seen__isnull=True) | Q(last_seen__lt=sighting.at)).update(
+                last_seen=sighting.at
+            )
+        for kit_id, sighting in newest_with_ip.items():
+            Kit.objects.filter(pk=kit_id).exclude(ip_address=sighting.ip_address).update(
+                ip_address=sighting.ip_address
+            )
