@@ -10,6 +10,12 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from kits.exceptions import KitError, KitInvalid, KitNotFound, KitPermissionDenied, MemberNotFound
+from telemetry.exceptions import TelemetryError, TelemetryQueryInvalid, TelemetryUnavailable
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A service we depend on is unavailable; try again shortly."
 
 
 def api_exception_handler(exc, context):
@@ -36,6 +42,12 @@ def _as_api_exception(exc):
     if isinstance(exc, KitPermissionDenied):
         return exceptions.PermissionDenied(exc.message)
     if isinstance(exc, KitError):
+        return exceptions.APIException(exc.message)
+    if isinstance(exc, TelemetryQueryInvalid):
+        return exceptions.ValidationError(exc.field_errors)
+    if isinstance(exc, TelemetryUnavailable):
+        return ServiceUnavailable(exc.message)
+    if isinstance(exc, TelemetryError):
         return exceptions.APIException(exc.message)
     if isinstance(exc, Http404):
         return exceptions.NotFound("Nothing is here.")

@@ -19,5 +19,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
+    # Before kits.urls: /kits/<id>/data is telemetry's, not a kit sub-resource of kits/.
+    path("", include("telemetry.urls")),
     path("", include("kits.urls")),
 ]

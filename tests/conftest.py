@@ -111,3 +111,38 @@ def moto_server():
         for name, value in server.client_env().items():
             patch.setenv(name, value)
         yield server
+
+
+# --- Telemetry ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def telemetry_tables(moto_server, settings):
+    """Fresh, empty telemetry tables for this test alone in the session's moto_server (a table
+    prefix of its own), so tests never see each other's readings."""
+    import uuid
+
+    from telemetry.models import MODELS, table
+    from telemetry.services import telemetry_tables_setup
+
+    settings.DYNAMODB_TABLE_PREFIX = f"test-{uuid.uuid4().hex[:10]}-"
+    telemetry_tables_setup()
+    yield settings.DYNAMODB_TABLE_PREFIX
+    for model in MODELS:
+        table(model).delete_table()
+
+
+@pytest.fixture
+def dynamodb_calls(telemetry_tables):
+    """Every DynamoDB call the telemetry tables' real clients make from now on, as
+    (operation name, request parameters), recorded by a botocore event hook."""
+    from telemetry.models import client
+
+    calls: list[tuple[str, dict]] = []
+
+    def record(model, params, **kwargs):
+        calls.append((model.name, params))
+
+    client().meta.events.register("provide-client-params.dynamodb.*", record)
+    yield calls
+    client().meta.events.unregister("provide-client-params.dynamodb.*", record)

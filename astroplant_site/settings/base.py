@@ -164,3 +164,21 @@ AXES_LOCKOUT_CALLABLE = "astroplant_site.auth_api.sign_in_locked_out_response"
 # Endpoints follow boto's own variables (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB,
 # AWS_ENDPOINT_URL_IOT, ...), read by botocore itself: unset means real AWS.
 AWS_REGION = env.str("AWS_REGION", default=env.str("AWS_DEFAULT_REGION", default="eu-central-1"))
+
+# --- Telemetry (DynamoDB, telemetry/) --------------------------------------------------------
+# The three tables are named <prefix>telemetry-readings, -rollups and -latest; `manage.py
+# dynamodb_setup` creates them. The region is AWS_REGION above; the endpoint is boto's own
+# AWS_ENDPOINT_URL_DYNAMODB (or AWS_ENDPOINT_URL): unset means real AWS.
+DYNAMODB_TABLE_PREFIX = env.str("DYNAMODB_TABLE_PREFIX", default="astroplant-")
+# Raw readings expire this long after their timestamp (DynamoDB TTL); hourly and daily rollups
+# are kept for good, so long charts outlive the raw data.
+TELEMETRY_RAW_RETENTION_DAYS = env.int("TELEMETRY_RAW_RETENTION_DAYS", default=400)
+# A reading stamped further ahead than this is refused: a kit's clock is wrong.
+TELEMETRY_MAX_FUTURE_SECONDS = env.int("TELEMETRY_MAX_FUTURE_SECONDS", default=600)
+# Writes that DynamoDB leaves unprocessed or throttles are retried this often, with exponential
+# backoff and jitter from BASE up to MAX seconds, before the caller is told they failed.
+TELEMETRY_WRITE_MAX_ATTEMPTS = env.int("TELEMETRY_WRITE_MAX_ATTEMPTS", default=8)
+TELEMETRY_WRITE_BACKOFF_BASE_SECONDS = env.float("TELEMETRY_WRITE_BACKOFF_BASE_SECONDS", default=0.05)
+TELEMETRY_WRITE_BACKOFF_MAX_SECONDS = env.float("TELEMETRY_WRITE_BACKOFF_MAX_SECONDS", default=5.0)
+# boto and PynamoDB say at INFO where they found credentials and endpoints, on every client.
+LOGGING["loggers"].update({"botocore": {"level": "WARNING"}, "pynamodb": {"level": "WARNING"}})

@@ -17,3 +17,6 @@ STORAGES = {
 # Serve static files from the apps, as in development: the tests run no collectstatic.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# Telemetry: retry unprocessed writes quickly, so the tests of that path stay fast.
+TELEMETRY_WRITE_BACKOFF_BASE_SECONDS = 0.001
+TELEMETRY_WRITE_BACKOFF_MAX_SECONDS = 0.01

@@ -1,0 +1,351 @@
+"""Telemetry in DynamoDB: the PynamoDB models and the one adapter that talks to DynamoDB.
+
+Nothing else in the product imports PynamoDB or botocore for telemetry. Three tables, named
+`<DYNAMODB_TABLE_PREFIX>telemetry-...` (DESIGN.md, "Telemetry data model"):
+
+- `readings`: one item per kit message (every sensor's value at one instant), partitioned by
+  kit and UTC day so no partition grows without bound, sorted by time; a TTL attribute lets
+  DynamoDB drop raw readings after the retention period.
+- `rollups`: count, sum, min and max per kit, sensor and bucket, packed per period: the 24 hourly
+  buckets of a kit's UTC day in one item, the daily buckets of a kit's UTC month in another.
+- `latest`: one item per kit with each sensor's latest value and time.
+
+Table names and the region are read from settings when a table is first used, never at import.
+Writes of many items go through `batch_write_item` in batches of at most 25, retried with
+backoff while DynamoDB leaves items unprocessed or throttles; the caller learns which failed.
+"""
+
+import contextlib
+import functools
+import logging
+import random
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from pynamodb.attributes import MapAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute, VersionAttribute
+from pynamodb.connection import Connection
+from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
+from pynamodb.exceptions import PutError, PynamoDBException
+from pynamodb.models import Model
+
+from .exceptions import TelemetryUnavailable
+from .timebuckets import day_name, from_ms
+
+log = logging.getLogger(__name__)
+
+BATCH_WRITE_LIMIT = 25  # DynamoDB's limit; moto accepts more, AWS refuses them
+BATCH_GET_LIMIT = 100
+# Errors after which the same request may succeed if sent again a little later.
+RETRYABLE_ERRORS = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+}
+
+
+class RawReading(Model):
+    """One kit message: every sensor's value at one instant. Writing the same kit and timestamp
+    again overwrites the item, so a redelivered message never becomes a second reading."""
+
+    class Meta:
+        table_name = "telemetry-readings"
+
+    # Short stored names keep items small: an item's size is what its write costs.
+    kit_day = UnicodeAttribute(hash_key=True, attr_name="kd")  # "<kit id>#2026-11-28"
+    timestamp_ms = NumberAttribute(range_key=True, attr_name="t")
+    values = MapAttribute(attr_name="v")  # sensor key -> number
+    expires_at = TTLAttribute(attr_name="x")
+
+
+class RollupPeriod(Model):
+    """One kit's rollup buckets of one period: `1h#2026-11-28` holds the day's hours,
+    `1d#2026-11` the month's days. `sensors` maps a sensor key to its buckets, encoded by
+    `timebuckets.slots_encode`. `version` makes concurrent writers retry instead of losing updates."""
+
+    class Meta:
+        table_name = "telemetry-rollups"
+
+    kit_id = UnicodeAttribute(hash_key=True, attr_name="k")
+    period = UnicodeAttribute(range_key=True, attr_name="p")
+    sensors = MapAttribute(attr_name="s", default=dict)
+    version = VersionAttribute(attr_name="ver")
+
+
+class LatestState(Model):
+    """A kit's latest reading of each sensor (`sensors`: key -> {"t": ms, "v": value}) and the
+    newest timestamp ever written for it (`newest_ms`), so latest data is one GetItem."""
+
+    class Meta:
+        table_name = "telemetry-latest"
+
+    kit_id = UnicodeAttribute(hash_key=True, attr_name="k")
+    newest_ms = NumberAttribute(attr_name="n")
+    sensors = MapAttribute(attr_name="s", default=dict)
+    version = VersionAttribute(attr_name="ver")
+
+
+MODELS = (RawReading, RollupPeriod, LatestState)
+
+
+@dataclass(frozen=True)
+class StoredReading:
+    kit_id: str
+    timestamp_ms: int
+    values: dict[str, float]
+
+
+# --- Tables ---------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_connection(region: str) -> Connection:
+    # One botocore client for every telemetry table: a client costs a session and its service
+    # model to build, and botocore clients are safe to share between threads.
+    return Connection(region=region)
+
+
+@functools.lru_cache(maxsize=128)
+def _bound(model: type[Model], table_name: str, region: str) -> type[Model]:
+    # A subclass per table name, so settings decide the names at run time (tests give each test
+    # its own prefix).
+    meta = type("Meta", (), {"table_name": table_name, "region": region, "billing_mode": PAY_PER_REQUEST_BILLING_MODE})
+    bound = type(model.__name__, (model,), {"Meta": meta, "__module__": __name__})
+    table_connection = bound._get_connection()
+    shared = _shared_connection(region)
+    with contextlib.suppress(ValueError):  # the table is known to the connection already
+        shared.add_meta_table(table_connection.connection.get_meta_table(table_name))
+    table_connection.connection = shared
+    return bound
+
+
+def table(model: type[Model]) -> type[Model]:
+    """`model` bound to its table under the current settings."""
+    return _bound(model, settings.DYNAMODB_TABLE_PREFIX + model.Meta.table_name, settings.AWS_REGION)
+
+
+def client():
+    """The botocore client every telemetry table uses (benchmarks and tests attach event hooks)."""
+    return _shared_connection(settings.AWS_REGION).client
+
+
+def tables_setup() -> list[str]:
+    """Creates the missing tables and turns on the readings' TTL; safe to run again. Says what it did."""
+    done = []
+    try:
+        for model in MODELS:
+            bound = table(model)
+            name = bound.Meta.table_name
+            if bound.exists():
+                done.append(f"table {name} exists")
+            else:
+                bound.create_table(wait=True)
+                done.append(f"table {name} created")
+        readings = table(RawReading)
+        ttl = client().describe_time_to_live(TableName=readings.Meta.table_name)["TimeToLiveDescription"]
+        if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+            done.append(f"TTL on {readings.Meta.table_name} is on")
+        else:
+            client().update_time_to_live(
+                TableName=readings.Meta.table_name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": "x"},
+            )
+            done.append(f"TTL on {readings.Meta.table_name} turned on")
+    except (PynamoDBException, BotoCoreError, ClientError) as error:
+        raise TelemetryUnavailable(f"Could not set up the telemetry tables: {error}") from error
+    return done
+
+
+# --- Raw readings ---------------------------------------------------------------------------
+
+
+def raw_key(kit_id: str, timestamp_ms: int) -> tuple[str, int]:
+    return f"{kit_id}#{day_name(timestamp_ms)}", timestamp_ms
+
+
+def raw_items_put(readings: list[StoredReading]) -> dict[tuple[str, int], str]:
+    """Stores `readings` (at most one per kit and timestamp) with BatchWriteItem, 25 at a time,
+    retrying unprocessed items and throttling with backoff. Returns the readings that could not
+    be stored, as {(kit id, timestamp ms): reason}; an empty dict means all are stored."""
+    model = table(RawReading)
+    retention = timedelta(days=settings.TELEMETRY_RAW_RETENTION_DAYS)
+    requests = []
+    for reading in readings:
+        kit_day, timestamp_ms = raw_key(reading.kit_id, reading.timestamp_ms)
+        item = model(kit_day, timestamp_ms, values=reading.values, expires_at=from_ms(timestamp_ms) + retention)
+        requests.append({"PutRequest": {"Item": item.serialize()}})
+    failed: dict[tuple[str, int], str] = {}
+    for start in range(0, len(requests), BATCH_WRITE_LIMIT):
+        for request, reason in _batch_write(
+            client(), model.Meta.table_name, requests[start : start + BATCH_WRITE_LIMIT]
+        ):
+            item = request["PutRequest"]["Item"]
+            kit_id = item["kd"]["S"].rpartition("#")[0]
+            failed[(kit_id, int(item["t"]["N"]))] = reason
+    return failed
+
+
+def _batch_write(client, table_name: str, requests: list[dict]) -> list[tuple[dict, str]]:
+    """One batch (≤ 25 requests) written until DynamoDB has taken all of it or we give up.
+    Returns the requests not written, each with the reason."""
+    assert len(requests) <= BATCH_WRITE_LIMIT
+    pending = requests
+    attempts = settings.TELEMETRY_WRITE_MAX_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            response = client.batch_write_item(RequestItems={table_name: pending})
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code not in RETRYABLE_ERRORS:
+                return [(request, f"DynamoDB refused the write: {code}") for request in pending]
+            reason = f"DynamoDB kept throttling the write ({code})"
+        except BotoCoreError as error:
+            reason = f"DynamoDB could not be reached: {error}"
+        else:
+            pending = response.get("UnprocessedItems", {}).get(table_name, [])
+            if not pending:
+                return []
+            reason = "DynamoDB kept leaving the write unprocessed"
+        if attempt < attempts:
+            log.info("%d item(s) of %s not written (%s); retry %d", len(pending), table_name, reason, attempt)
+            backoff_sleep(attempt)
+    return [(request, f"{reason} after {attempts} attempts") for request in pending]
+
+
+def backoff_sleep(attempt: int) -> None:
+    """Exponential backoff with full jitter, as AWS advises for unprocessed items."""
+    ceiling = min(
+        settings.TELEMETRY_WRITE_BACKOFF_MAX_SECONDS, settings.TELEMETRY_WRITE_BACKOFF_BASE_SECONDS * 2**attempt
+    )
+    time.sleep(random.uniform(0, ceiling))  # noqa: S311 (jitter, not cryptography)
+
+
+def raw_items_get(keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict[str, float]]:
+    """The stored values of the readings with these (kit id, timestamp ms) keys that exist."""
+    model = table(RawReading)
+    wanted = {raw_key(kit_id, ms): (kit_id, ms) for kit_id, ms in keys}
+    found: dict[tuple[str, int], dict[str, float]] = {}
+    try:
+        for item in model.batch_get(list(wanted), consistent_read=True):
+            found[wanted[(item.kit_day, int(item.timestamp_ms))]] = item.values.as_dict()
+    except (PynamoDBException, BotoCoreError) as error:
+        raise TelemetryUnavailable(f"Could not read readings from DynamoDB: {error}") from error
+    return found
+
+
+def raw_day_query(
+    kit_id: str,
+    day_ms: int,
+    start_ms: int,
+    end_ms: int,
+    *,
+    newest_first: bool = False,
+    page_size: int | None = None,
+    consistent: bool = False,
+) -> Iterator[StoredReading]:
+    """A kit's readings of one UTC day with start_ms <= timestamp < end_ms, in time order.
+    Readings past their TTL that DynamoDB has not yet deleted are left out, as AWS advises.
+    `page_size` items are fetched per request; stop iterating and no further page is asked for."""
+    if end_ms <= start_ms:
+        return
+    model = table(RawReading)
+    now_s = time.time()
+    try:
+        results = model.query(
+            f"{kit_id}#{day_name(day_ms)}",
+            model.timestamp_ms.between(start_ms, end_ms - 1),
+            scan_index_forward=not newest_first,
+            page_size=page_size,
+            consistent_read=consistent,
+        )
+        for item in results:
+            if item.expires_at is not None and item.expires_at.timestamp() <= now_s:
+                continue
+            yield StoredReading(kit_id, int(item.timestamp_ms), item.values.as_dict())
+    except (PynamoDBException, BotoCoreError) as error:
+        raise TelemetryUnavailable(f"Could not read readings from DynamoDB: {error}") from error
+
+
+# --- Latest state and rollups --------------------------------------------------------------
+
+
+def as_plain_dict(value) -> dict:
+    """A MapAttribute's content as a plain dict (PynamoDB gives a MapAttribute or a dict)."""
+    if value is None:
+        return {}
+    return value.as_dict() if hasattr(value, "as_dict") else dict(value)
+
+
+def latest_states_get(kit_ids: Iterable[str], *, consistent: bool = True) -> dict[str, LatestState]:
+    model = table(LatestState)
+    try:
+        return {item.kit_id: item for item in model.batch_get(list(set(kit_ids)), consistent_read=consistent)}
+    except (PynamoDBException, BotoCoreError) as error:
+        raise TelemetryUnavailable(f"Could not read the latest state from DynamoDB: {error}") from error
+
+
+def latest_state_get(kit_id: str) -> LatestState | None:
+    model = table(LatestState)
+    try:
+        return model.get(kit_id)
+    except model.DoesNotExist:
+        return None
+    except (PynamoDBException, BotoCoreError) as error:
+        raise TelemetryUnavailable(f"Could not read the latest state from DynamoDB: {error}") from error
+
+
+def latest_state_new(kit_id: str) -> LatestState:
+    return table(LatestState)(kit_id, newest_ms=0, sensors={})
+
+
+def rollup_periods_get(
+    keys: Iterable[tuple[str, str]], *, consistent: bool = False
+) -> dict[tuple[str, str], RollupPeriod]:
+    """The stored rollup items with these (kit id, period) keys."""
+    model = table(RollupPeriod)
+    try:
+        items = model.batch_get(list(set(keys)), consistent_read=consistent)
+        return {(item.kit_id, item.period): item for item in items}
+    except (PynamoDBException, BotoCoreError) as error:
+        raise TelemetryUnavailable(f"Could not read rollups from DynamoDB: {error}") from error
+
+
+def rollup_period_new(kit_id: str, period: str) -> RollupPeriod:
+    return table(RollupPeriod)(kit_id, period, sensors={})
+
+
+def rollup_period_fresh(kit_id: str, period: str) -> RollupPeriod:
+    """The rollup item as stored now (strongly consistent), or a new empty one."""
+    model = table(RollupPeriod)
+    try:
+        return model.get(kit_id, period, consistent_read=True)
+    except model.DoesNotExist:
+        return rollup_period_new(kit_id, period)
+    except (PynamoDBException, BotoCoreError) as error:
+        raise TelemetryUnavailable(f"Could not read rollups from DynamoDB: {error}") from error
+
+
+def save_unless_changed(item: LatestState | RollupPeriod) -> bool:
+    """Saves `item` if nobody saved it since it was read (its version); False if somebody did.
+    Throttling is retried with backoff; other failures raise TelemetryUnavailable."""
+    attempts = settings.TELEMETRY_WRITE_MAX_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            item.save()
+            return True
+        except PutError as error:
+            code = error.cause_response_code or ""
+            if code == "ConditionalCheckFailedException":
+                return False
+            if code not in RETRYABLE_ERRORS or attempt == attempts:
+                raise TelemetryUnavailable(f"Could not save {type(item).__name__} to DynamoDB: {error}") from error
+        except BotoCoreError as error:
+            if attempt == attempts:
+                raise TelemetryUnavailable(f"Could not save {type(item).__name__} to DynamoDB: {error}") from error
+        backoff_sleep(attempt)
+    return False  # unreachable: the loop returns or raises

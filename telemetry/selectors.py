@@ -1,0 +1,215 @@
+"""Every telemetry read. Each takes a kit the caller may see: get it from
+`kits.selectors.kit_get_visible` first, so DynamoDB is never asked about a kit the caller may not see."""
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from kits.models import Kit
+
+from . import models
+from .exceptions import TelemetryQueryInvalid
+from .timebuckets import (
+    BUCKET_MS,
+    DAY_MS,
+    HOUR_MS,
+    Resolution,
+    bucket_start,
+    day_start,
+    periods_between,
+    slot_start,
+    slots_decode,
+)
+
+LAST_MAX = 1_000
+AUTO_MAX_POINTS = 2_000  # "about 2,000 points per series" for resolution=auto
+MAX_ROLLUP_POINTS = 10_000  # per series; beyond, ask for a coarser resolution
+MAX_RANGE_DAYS = 5 * 366 + 1  # what 1d can show within MAX_ROLLUP_POINTS, with room to spare
+RAW_PAGE_SIZE_DEFAULT = 2_000
+RAW_PAGE_SIZE_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class Point:
+    timestamp_ms: int
+    value: float  # the mean, for rollup points
+    minimum: float | None = None
+    maximum: float | None = None
+    count: int | None = None
+
+
+@dataclass(frozen=True)
+class DataPage:
+    resolution: Resolution
+    series: dict[str, list[Point]]  # sensor key -> points, oldest first
+    next_after_ms: int | None = None  # raw pages: the next page holds readings after this time
+
+
+def readings_latest(*, kit: Kit, sensors: list[str] | None = None, last: int = 1) -> dict[str, list[Point]]:
+    """The latest `last` points of each sensor (or of `sensors`), oldest first. The latest one
+    per sensor is a single GetItem, whatever the kit's history."""
+    if not 1 <= last <= LAST_MAX:
+        raise TelemetryQueryInvalid({"last": [f"Give a number from 1 to {LAST_MAX}."]})
+    state = models.latest_state_get(kit.id)
+    if state is None:
+        return {}
+    latest = models.as_plain_dict(state.sensors)
+    wanted = sorted(sensors if sensors is not None else latest)
+    if last == 1:
+        return {sensor: [Point(int(latest[sensor]["t"]), latest[sensor]["v"])] for sensor in wanted if sensor in latest}
+    newest = int(state.newest_ms)
+    oldest = newest - settings.TELEMETRY_RAW_RETENTION_DAYS * DAY_MS
+    found: dict[str, list[Point]] = {sensor: [] for sensor in wanted}
+    for day in reversed(list(_days_with_data(kit.id, oldest, newest + 1, wanted))):
+        for reading in models.raw_day_query(kit.id, day, day, newest + 1, newest_first=True, page_size=last):
+            for sensor in wanted:
+                if sensor in reading.values and len(found[sensor]) < last:
+                    found[sensor].append(Point(reading.timestamp_ms, reading.values[sensor]))
+            if all(len(points) >= last for points in found.values()):
+                break
+        if all(len(points) >= last for points in found.values()):
+            break
+    return {sensor: list(reversed(points)) for sensor, points in found.items() if points}
+
+
+def resolution_auto(*, kit: Kit, start_ms: int, end_ms: int, sensors: list[str] | None = None) -> Resolution:
+    """The finest resolution that gives at most about AUTO_MAX_POINTS points per series.
+    Raw counts are estimated from the daily rollups of the days the range touches."""
+    per_sensor: dict[str, int] = defaultdict(int)
+    for counts in _days_with_data(kit.id, start_ms, end_ms, sensors).values():
+        for sensor, count in counts.items():
+            per_sensor[sensor] += count
+    if max(per_sensor.values(), default=0) <= AUTO_MAX_POINTS:
+        return Resolution.RAW
+    if math.ceil((end_ms - bucket_start(Resolution.HOUR, start_ms)) / HOUR_MS) <= AUTO_MAX_POINTS:
+        return Resolution.HOUR
+    return Resolution.DAY
+
+
+def readings_range(
+    *,
+    kit: Kit,
+    start_ms: int,
+    end_ms: int,
+    resolution: Resolution,
+    sensors: list[str] | None = None,
+    page_size: int = RAW_PAGE_SIZE_DEFAULT,
+    after_ms: int | None = None,
+) -> DataPage:
+    """The history in [start_ms, end_ms). Raw readings come a page at a time: at most `page_size`
+    instants from after `after_ms`, and `next_after_ms` says where the next page starts. Rollup
+    points (1h, 1d) carry the bucket's mean as value, with min, max and count, and come whole."""
+    range_problem(start_ms, end_ms, resolution)
+    if resolution != Resolution.RAW:
+        return DataPage(
+            resolution, rollups_range(kit=kit, start_ms=start_ms, end_ms=end_ms, resolution=resolution, sensors=sensors)
+        )
+    if not 1 <= page_size <= RAW_PAGE_SIZE_MAX:
+        raise TelemetryQueryInvalid({"page_size": [f"Give a number from 1 to {RAW_PAGE_SIZE_MAX}."]})
+    series: dict[str, list[Point]] = defaultdict(list)
+    last_ms = None
+    readings = _raw_readings(kit.id, start_ms, end_ms, sensors, after_ms=after_ms, page_size=page_size + 1)
+    for taken, reading in enumerate(readings):
+        if taken == page_size:  # one more exists: the next page starts after the last one kept
+            return DataPage(resolution, dict(series), next_after_ms=last_ms)
+        for sensor, value in reading.values.items():
+            series[sensor].append(Point(reading.timestamp_ms, value))
+        last_ms = reading.timestamp_ms
+    return DataPage(resolution, dict(series))
+
+
+def rollups_range(
+    *, kit: Kit, start_ms: int, end_ms: int, resolution: Resolution, sensors: list[str] | None = None
+) -> dict[str, list[Point]]:
+    """Hourly or daily points whose bucket overlaps [start_ms, end_ms)."""
+    first_bucket = bucket_start(resolution, start_ms)
+    periods = periods_between(resolution, first_bucket, end_ms)
+    items = models.rollup_periods_get((kit.id, period) for period in periods)
+    series: dict[str, list[Point]] = defaultdict(list)
+    for period in periods:
+        item = items.get((kit.id, period))
+        if item is None:
+            continue
+        for sensor, text in sorted(models.as_plain_dict(item.sensors).items()):
+            if sensors is not None and sensor not in sensors:
+                continue
+            for slot, stats in sorted(slots_decode(text).items()):
+                at = slot_start(period, slot)
+                if first_bucket <= at < end_ms:
+                    series[sensor].append(Point(at, stats.mean, stats.minimum, stats.maximum, stats.count))
+    return dict(series)
+
+
+def readings_range_rows(
+    *, kit: Kit, start_ms: int, end_ms: int, resolution: Resolution, sensors: list[str] | None = None
+) -> Iterator[tuple[int, str, float]]:
+    """The whole range as (timestamp ms, sensor, value) rows in time order, read lazily, for
+    streaming exports: raw readings page by page, rollups as their means."""
+    range_problem(start_ms, end_ms, resolution)
+    if resolution != Resolution.RAW:
+        points = rollups_range(kit=kit, start_ms=start_ms, end_ms=end_ms, resolution=resolution, sensors=sensors)
+        rows = [(point.timestamp_ms, sensor, point.value) for sensor, series in points.items() for point in series]
+        yield from sorted(rows)
+        return
+    for reading in _raw_readings(kit.id, start_ms, end_ms, sensors, page_size=RAW_PAGE_SIZE_DEFAULT):
+        for sensor, value in sorted(reading.values.items()):
+            yield reading.timestamp_ms, sensor, value
+
+
+def range_problem(start_ms: int, end_ms: int, resolution: Resolution) -> None:
+    """Raises TelemetryQueryInvalid for a range the API does not serve."""
+    if start_ms >= end_ms:
+        raise TelemetryQueryInvalid({"from": ["Must be before to."]})
+    if end_ms - start_ms > MAX_RANGE_DAYS * DAY_MS:
+        raise TelemetryQueryInvalid({"to": [f"A range may span at most {MAX_RANGE_DAYS} days."]})
+    if resolution in BUCKET_MS:
+        buckets = math.ceil((end_ms - bucket_start(resolution, start_ms)) / BUCKET_MS[resolution])
+        if buckets > MAX_ROLLUP_POINTS:
+            raise TelemetryQueryInvalid(
+                {"resolution": [f"{resolution} gives {buckets} points; at most {MAX_ROLLUP_POINTS}. Use 1d."]}
+            )
+
+
+def _raw_readings(
+    kit_id: str, start_ms: int, end_ms: int, sensors: list[str] | None, *, page_size: int, after_ms: int | None = None
+) -> Iterator[models.StoredReading]:
+    """The kit's raw readings in [start_ms, end_ms) after `after_ms`, oldest first, keeping only
+    `sensors` and dropping readings with none of them. Only days with data are queried."""
+    if after_ms is not None:
+        start_ms = max(start_ms, after_ms + 1)
+    for day in _days_with_data(kit_id, start_ms, end_ms, sensors):
+        for reading in models.raw_day_query(
+            kit_id, day, max(start_ms, day), min(end_ms, day + DAY_MS), page_size=page_size
+        ):
+            values = reading.values
+            if sensors is not None:
+                values = {sensor: value for sensor, value in values.items() if sensor in sensors}
+                if not values:
+                    continue
+            yield models.StoredReading(kit_id, reading.timestamp_ms, values)
+
+
+def _days_with_data(kit_id: str, start_ms: int, end_ms: int, sensors: list[str] | None) -> dict[int, dict[str, int]]:
+    """The UTC days overlapping [start_ms, end_ms) with readings of `sensors` (all if None), oldest
+    first, each with its reading count per sensor, from the daily rollups."""
+    if end_ms <= start_ms:
+        return {}
+    first_day = day_start(start_ms)
+    periods = periods_between(Resolution.DAY, first_day, end_ms)
+    items = models.rollup_periods_get((kit_id, period) for period in periods)
+    days: dict[int, dict[str, int]] = defaultdict(dict)
+    for period in periods:
+        item = items.get((kit_id, period))
+        if item is None:
+            continue
+        for sensor, text in models.as_plain_dict(item.sensors).items():
+            if sensors is not None and sensor not in sensors:
+                continue
+            for slot, stats in slots_decode(text).items():
+                day = slot_start(period, slot)
+                if first_day <= day < end_ms and stats.count:
+                    days[day][sensor] = stats.count
+    return dict(sorted(days.items()))

@@ -1,0 +1,313 @@
+"""Every telemetry write: `readings_write` stores kit readings and keeps each kit's latest state
+and rollups right; `telemetry_tables_setup` prepares DynamoDB."""
+
+import copy
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+from kits.models import KIT_ID_PATTERN, SENSOR_KEY_PATTERN
+
+from . import models
+from .exceptions import ReadingsNotStored, TelemetryUnavailable
+from .models import LatestState, RollupPeriod, StoredReading
+from .timebuckets import (
+    DAY_MS,
+    HOUR_MS,
+    Resolution,
+    Stats,
+    day_start,
+    is_finite_number,
+    period_of,
+    slots_decode,
+    slots_encode,
+    stats_of,
+    to_ms,
+)
+
+MAX_SENSORS_PER_READING = 64
+MAX_ABS_VALUE = 1e100  # DynamoDB numbers stop at 1e126; nothing a sensor measures comes near
+# Readings this close to the retention limit are refused: their hour's older readings may be
+# expiring, and a rollup recounted from what is left would shrink.
+RETENTION_MARGIN_MS = DAY_MS
+CONFLICT_RETRIES = 10
+
+_KIT_ID = re.compile(KIT_ID_PATTERN)
+_SENSOR_KEY = re.compile(SENSOR_KEY_PATTERN)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One kit message: the values of the kit's sensors at one instant (timezone-aware)."""
+
+    kit_id: str
+    timestamp: datetime
+    values: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class FailedReading:
+    reading: Reading
+    reason: str
+
+
+@dataclass(frozen=True)
+class WriteSummary:
+    stored: int  # readings stored now, counting those that were stored already
+    unchanged: int  # of which already stored with the same values, so nothing was written
+
+
+def telemetry_tables_setup() -> list[str]:
+    """Creates the telemetry tables that are missing and turns on the raw readings' TTL.
+    Safe to run again; returns one line per table saying what it found or did."""
+    return models.tables_setup()
+
+
+def readings_write(*, readings: Iterable[Reading]) -> WriteSummary:
+    """Stores `readings` and brings each kit's latest state and hourly and daily rollups up to date.
+
+    Idempotent: a kit and timestamp written twice stays one reading (the second write wins) and
+    is counted once in the rollups, so a redelivered MQTT message changes nothing. Raw readings
+    go to DynamoDB in batches of at most 25, retried with backoff while DynamoDB leaves items
+    unprocessed or throttles. The latest state and the rollups are written once per kit and
+    period for the whole call, so calling with many readings at once costs far fewer writes
+    than calling once per reading.
+
+    Raises ReadingsNotStored, listing each failed reading with its reason, if any reading is
+    invalid or could not be stored with its latest state and rollups; all others are stored.
+    """
+    now_ms = to_ms(timezone.now())
+    failed: list[FailedReading] = []
+    accepted: dict[tuple[str, int], tuple[Reading, StoredReading]] = {}
+    for reading in readings:
+        problem = _problem_with(reading, now_ms)
+        if problem:
+            failed.append(FailedReading(reading, problem))
+            continue
+        timestamp_ms = to_ms(reading.timestamp)
+        values = {sensor: float(value) for sensor, value in reading.values.items()}
+        accepted[(reading.kit_id, timestamp_ms)] = (reading, StoredReading(reading.kit_id, timestamp_ms, values))
+
+    kits: dict[str, list[int]] = defaultdict(list)
+    for kit_id, timestamp_ms in accepted:
+        kits[kit_id].append(timestamp_ms)
+    stored = unchanged_count = 0
+    if accepted:
+        latest = models.latest_states_get(kits)
+        # A reading no newer than its kit's newest written one may be stored already (a
+        # redelivery, or a retry of a failed write): look it up. Newer ones cannot be.
+        maybe_stored = [key for key in accepted if key[0] in latest and key[1] <= latest[key[0]].newest_ms]
+        existing = models.raw_items_get(maybe_stored) if maybe_stored else {}
+        unchanged = {key for key, values in existing.items() if values == accepted[key][1].values}
+        not_put = models.raw_items_put([stored for key, (_, stored) in accepted.items() if key not in unchanged])
+        failed.extend(FailedReading(accepted[key][0], reason) for key, reason in not_put.items())
+
+        rollups = models.rollup_periods_get(
+            (kit_id, period) for kit_id, stamps in kits.items() for period in _rollup_periods(stamps)
+        )
+        for kit_id, stamps in kits.items():
+            written = {ms: accepted[(kit_id, ms)][1].values for ms in stamps if (kit_id, ms) not in not_put}
+            if not written:
+                continue
+            try:
+                _kit_derived_update(
+                    kit_id,
+                    written=written,
+                    recount_hours={ms - ms % HOUR_MS for ms in written if (kit_id, ms) in existing},
+                    latest=latest.get(kit_id),
+                    rollups=rollups,
+                )
+            except TelemetryUnavailable as error:
+                reason = (
+                    f"Stored, but the kit's latest state and rollups could not be updated ({error.message}); "
+                    "write it again"
+                )
+                failed.extend(FailedReading(accepted[(kit_id, ms)][0], reason) for ms in written)
+                continue
+            stored += len(written)
+            unchanged_count += sum(1 for ms in written if (kit_id, ms) in unchanged)
+    if failed:
+        raise ReadingsNotStored(failed, stored=stored)
+    return WriteSummary(stored=stored, unchanged=unchanged_count)
+
+
+def _problem_with(reading: Reading, now_ms: int) -> str | None:
+    if not isinstance(reading.kit_id, str) or not _KIT_ID.match(reading.kit_id):
+        return f"{reading.kit_id!r} is not a kit id."
+    if not isinstance(reading.timestamp, datetime) or reading.timestamp.tzinfo is None:
+        return "The timestamp must be a timezone-aware time."
+    timestamp_ms = to_ms(reading.timestamp)
+    if timestamp_ms > now_ms + settings.TELEMETRY_MAX_FUTURE_SECONDS * 1000:
+        return f"The timestamp is more than {settings.TELEMETRY_MAX_FUTURE_SECONDS} s in the future."
+    if timestamp_ms < now_ms - settings.TELEMETRY_RAW_RETENTION_DAYS * DAY_MS + RETENTION_MARGIN_MS:
+        return f"The timestamp is older than the {settings.TELEMETRY_RAW_RETENTION_DAYS} days raw readings are kept."
+    if not reading.values:
+        return "The reading has no sensor values."
+    if len(reading.values) > MAX_SENSORS_PER_READING:
+        return f"The reading has more than {MAX_SENSORS_PER_READING} sensor values."
+    for sensor, value in reading.values.items():
+        if not isinstance(sensor, str) or not _SENSOR_KEY.match(sensor):
+            return f"{sensor!r} is not a sensor key (lower-case letters, digits and underscores)."
+        if not is_finite_number(value) or abs(value) > MAX_ABS_VALUE:
+            return f"The value of {sensor} must be a finite number, not {value!r}."
+    return None
+
+
+def _rollup_periods(stamps: Iterable[int]) -> set[str]:
+    days = {day_start(ms) for ms in stamps}
+    return {period_of(resolution, day)[0] for day in days for resolution in (Resolution.HOUR, Resolution.DAY)}
+
+
+def _kit_derived_update(
+    kit_id: str,
+    *,
+    written: dict[int, dict[str, float]],
+    recount_hours: set[int],
+    latest: LatestState | None,
+    rollups: dict[tuple[str, str], RollupPeriod],
+) -> None:
+    """Brings one kit's latest state, then its hourly, then its daily rollups up to date with the
+    readings just `written` ({timestamp ms: values}).
+
+    The order matters for idempotency. A reading newer than the kit's newest written time is
+    counted into its hour as new. Any other reading that was stored already has its whole hour
+    recounted from the raw readings (`recount_hours`): it may be a redelivery that is counted
+    already, or a retry of a write that stopped after the latest state and before the rollups.
+    Daily buckets are always recomputed from the day's hourly buckets, never added to.
+    """
+    _latest_update(kit_id, written, latest)
+
+    recounted: dict[int, dict[str, Stats]] = {hour: _hour_recount(kit_id, hour) for hour in recount_hours}
+    deltas: dict[int, dict[str, Stats]] = defaultdict(dict)
+    for timestamp_ms, values in written.items():
+        hour = timestamp_ms - timestamp_ms % HOUR_MS
+        if hour in recounted:
+            continue
+        for sensor, value in values.items():
+            if sensor in deltas[hour]:
+                deltas[hour][sensor].add(value)
+            else:
+                deltas[hour][sensor] = Stats.of(value)
+
+    hours_by_day: dict[int, set[int]] = defaultdict(set)
+    for hour in [*recounted, *deltas]:
+        hours_by_day[day_start(hour)].add(hour)
+    hourly_items: dict[int, RollupPeriod] = {}
+    for day, hours in hours_by_day.items():
+        period, _ = period_of(Resolution.HOUR, day)
+        item = rollups.get((kit_id, period)) or models.rollup_period_new(kit_id, period)
+
+        def apply(item, retry, hours=hours, day=day):
+            return _slots_apply(
+                item,
+                replaced={(h - day) // HOUR_MS: recounted[h] for h in hours if h in recounted},
+                added={(h - day) // HOUR_MS: deltas[h] for h in hours if h in deltas},
+            )
+
+        hourly_items[day] = _save_with_retries(
+            item, apply, reread=lambda period=period: models.rollup_period_fresh(kit_id, period)
+        )
+
+    days_by_month: dict[str, list[int]] = defaultdict(list)
+    for day in hourly_items:
+        days_by_month[period_of(Resolution.DAY, day)[0]].append(day)
+    for month, days in days_by_month.items():
+        item = rollups.get((kit_id, month)) or models.rollup_period_new(kit_id, month)
+
+        def apply(item, retry, days=days):
+            # On a retry somebody else wrote this month: their hourly items may be newer than ours.
+            hourly = {
+                day: models.rollup_period_fresh(kit_id, period_of(Resolution.HOUR, day)[0])
+                if retry
+                else hourly_items[day]
+                for day in days
+            }
+            replaced = {period_of(Resolution.DAY, day)[1]: _day_totals(hourly[day]) for day in days}
+            return _slots_apply(item, replaced=replaced, added={})
+
+        _save_with_retries(item, apply, reread=lambda month=month: models.rollup_period_fresh(kit_id, month))
+
+
+def _latest_update(kit_id: str, written: dict[int, dict[str, float]], latest: LatestState | None) -> None:
+    def apply(item: LatestState, retry: bool) -> bool:
+        sensors = models.as_plain_dict(item.sensors)
+        before = copy.deepcopy(sensors)
+        for timestamp_ms in sorted(written):
+            for sensor, value in written[timestamp_ms].items():
+                current = sensors.get(sensor)
+                if current is None or timestamp_ms >= current["t"]:
+                    sensors[sensor] = {"t": timestamp_ms, "v": value}
+        newest = max(int(item.newest_ms or 0), max(written))
+        if sensors == before and newest == item.newest_ms:
+            return False
+        item.sensors = sensors
+        item.newest_ms = newest
+        return True
+
+    def reread() -> LatestState:
+        return models.latest_state_get(kit_id) or models.latest_state_new(kit_id)
+
+    _save_with_retries(latest or models.latest_state_new(kit_id), apply, reread=reread)
+
+
+def _save_with_retries(item, apply, *, reread):
+    """Applies a change to `item` and saves it unless somebody saved it meanwhile; then rereads
+    it and applies the change again. `apply(item, retry)` returns False when nothing changed."""
+    for attempt in range(CONFLICT_RETRIES):
+        if not apply(item, attempt > 0) or models.save_unless_changed(item):
+            return item
+        item = reread()
+    raise TelemetryUnavailable(f"{type(item).__name__} kept changing under us; gave up after {CONFLICT_RETRIES} tries")
+
+
+def _slots_apply(
+    item: RollupPeriod, *, replaced: dict[int, dict[str, Stats]], added: dict[int, dict[str, Stats]]
+) -> bool:
+    """Replaces some buckets of a rollup item and adds to others; False if nothing changed."""
+    stored = models.as_plain_dict(item.sensors)
+    slots = {sensor: slots_decode(text) for sensor, text in stored.items()}
+    for slot, by_sensor in replaced.items():
+        for sensor_slots in slots.values():
+            sensor_slots.pop(slot, None)
+        for sensor, stats in by_sensor.items():
+            slots.setdefault(sensor, {})[slot] = copy.copy(stats)
+    for slot, by_sensor in added.items():
+        for sensor, stats in by_sensor.items():
+            current = slots.setdefault(sensor, {}).get(slot)
+            if current is None:
+                slots[sensor][slot] = copy.copy(stats)
+            else:
+                current.merge(stats)
+    encoded = {sensor: slots_encode(sensor_slots) for sensor, sensor_slots in sorted(slots.items()) if sensor_slots}
+    if encoded == stored:
+        return False
+    item.sensors = encoded
+    return True
+
+
+def _hour_recount(kit_id: str, hour_ms: int) -> dict[str, Stats]:
+    """Every sensor's statistics of one hour, counted afresh from the stored raw readings."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for reading in models.raw_day_query(kit_id, day_start(hour_ms), hour_ms, hour_ms + HOUR_MS, consistent=True):
+        for sensor, value in reading.values.items():
+            values[sensor].append(value)
+    return {sensor: stats_of(sensor_values) for sensor, sensor_values in values.items()}
+
+
+def _day_totals(hourly: RollupPeriod | None) -> dict[str, Stats]:
+    """A day's statistics per sensor, from its hourly buckets."""
+    totals: dict[str, Stats] = {}
+    if hourly is None:
+        return totals
+    for sensor, text in models.as_plain_dict(hourly.sensors).items():
+        for stats in slots_decode(text).values():
+            if sensor in totals:
+                totals[sensor].merge(stats)
+            else:
+                totals[sensor] = copy.copy(stats)
+    return totals
