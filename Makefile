@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 REQUIREMENTS := requirements/base.txt requirements/dev.txt requirements/production.txt requirements/device.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install check-deploy clean
+.PHONY: run test lint format install static check-deploy clean
 
 $(STAMP): $(REQUIREMENTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,12 +15,22 @@ $(STAMP): $(REQUIREMENTS)
 
 install: $(STAMP)
 
+## make static: the chart library (uPlot, pinned in package-lock.json) from npm into static/vendor/,
+## served as our own static files: no CDN at run time.
+UPLOT := static/vendor/uplot/uPlot.iife.min.js
+$(UPLOT): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p static/vendor/uplot
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css node_modules/uplot/LICENSE static/vendor/uplot/
+
+static: $(UPLOT)
+
 ## make run: the whole product locally, on http://127.0.0.1:8000
-run: install
+run: install static
 	$(BIN)/python bin/devstack.py
 
 ## make test: ruff, then the whole test suite
-test: install lint
+test: install static lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -39,4 +49,4 @@ check-deploy: install
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 clean:
-	rm -rf $(VENV) var staticfiles
+	rm -rf $(VENV) var staticfiles node_modules static/vendor

@@ -182,3 +182,9 @@ TELEMETRY_WRITE_BACKOFF_BASE_SECONDS = env.float("TELEMETRY_WRITE_BACKOFF_BASE_S
 TELEMETRY_WRITE_BACKOFF_MAX_SECONDS = env.float("TELEMETRY_WRITE_BACKOFF_MAX_SECONDS", default=5.0)
 # boto and PynamoDB say at INFO where they found credentials and endpoints, on every client.
 LOGGING["loggers"].update({"botocore": {"level": "WARNING"}, "pynamodb": {"level": "WARNING"}})
+
+# --- Dashboard (issue 6) ---------------------------------------------------------------------
+# A kit counts as online while its latest reading is at most this many minutes old.
+DASHBOARD_ONLINE_WITHIN_MINUTES = env.int("DASHBOARD_ONLINE_WITHIN_MINUTES", default=5)
+# How often a kit page showing the last hour fetches new readings by itself.
+DASHBOARD_REFRESH_SECONDS = env.int("DASHBOARD_REFRESH_SECONDS", default=60)
