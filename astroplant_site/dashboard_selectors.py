@@ -41,6 +41,8 @@ class KitSummary:
     sensors: list[SensorLatest]
     last_reading_at: datetime | None
     online: bool
+    # How long ago the latest reading was, when the summary was made.
+    last_reading_age: timedelta | None = None
     # False when DynamoDB could not be asked: the page then says so instead of "no readings".
     telemetry_available: bool = True
 
@@ -93,6 +95,7 @@ def kit_summary(*, kit: Kit, now: datetime) -> KitSummary:
         sensors=sensors,
         last_reading_at=last_reading_at,
         online=kit_is_online(last_reading_at=last_reading_at, now=now),
+        last_reading_age=now - last_reading_at if last_reading_at else None,
         telemetry_available=available,
     )
 

@@ -41,7 +41,24 @@
     timeZone: "UTC", year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
   });
   const formatTime = (seconds) => `${timeFormat.format(new Date(seconds * 1000))} UTC`;
+  const dayFormat = new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", day: "numeric", month: "short" });
+  const monthFormat = new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", month: "short", year: "numeric" });
+  const clockFormat = new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   const numberFormat = new Intl.NumberFormat("en-GB", { maximumFractionDigits: 2 });
+
+  // Time-axis labels in UTC on a 24-hour clock, with the day under the first tick of each day.
+  function timeAxisValues(u, splits, axisIndex, space, increment) {
+    let previousDay = null;
+    return splits.map((t) => {
+      const date = new Date(t * 1000);
+      if (increment >= 28 * 86400) return monthFormat.format(date);
+      const day = dayFormat.format(date);
+      if (increment >= 86400) return day;
+      const label = day === previousDay ? clockFormat.format(date) : `${clockFormat.format(date)}\n${day}`;
+      previousDay = day;
+      return label;
+    });
+  }
   const formatNumber = (v) => (v == null ? "–" : numberFormat.format(v));
 
   function shownWindow() {
@@ -140,7 +157,7 @@
       series,
       bands: rollup ? [{ series: [3, 2], fill: "rgba(47,125,67,0.14)" }] : [],
       axes: [
-        { ...axis },
+        { ...axis, values: timeAxisValues },
         { ...axis, label: `${sensor.label} (${sensor.unit})`, labelSize: 22, size: 58, values: (u, splits) => splits.map(formatNumber) },
       ],
       cursor: { points: { size: 8 }, drag: { x: false, y: false } },

@@ -2,6 +2,7 @@
 DynamoDB (moto_server), written through the telemetry service exactly as the ingest bridge does."""
 
 import itertools
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -51,12 +52,12 @@ def make_kit(db):
 
 
 def reading_values(moment: datetime, index: int) -> dict[str, float]:
-    """Distinct, recognisable values per instant: temperature 20.00, 20.01, ..."""
+    """Plausible, slowly changing values, a little different at every instant."""
     return {
-        "temperature": round(20 + index / 100, 2),
-        "humidity": round(50 + index / 10, 1),
-        "co2": float(600 + index),
-        "light": float(1000 * (index % 7)),
+        "temperature": round(21 + 3 * math.sin(index / 40), 2),
+        "humidity": round(60 - 10 * math.sin(index / 40), 1),
+        "co2": float(round(600 + 80 * math.cos(index / 25))),
+        "light": float(round(max(0.0, 20000 * math.sin(index / 60)))),
     }
 
 
