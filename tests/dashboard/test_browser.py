@@ -106,6 +106,20 @@ def test_changing_the_range_redraws_with_the_points_of_that_range(open_browser, 
     assert "range=custom" in page.url
 
 
+def test_a_range_the_data_api_refuses_is_explained(open_browser, greenhouse):
+    kit, _ = greenhouse
+    page = open_browser()
+    sign_in(page, "owner", "pw-owner")
+
+    page.goto(f"/dashboard/kits/{kit.id}/?range=custom&from=2000-01-01T00:00&to=2026-01-01T00:00")
+    wait_for_charts(page)
+
+    assert page.locator("#charts").get_attribute("data-state") == "error"
+    expect(page.locator("#chart-status")).to_contain_text("Could not load the readings")
+    expect(page.locator("#chart-status")).to_contain_text("days")  # the API's own reason: the range is too long
+    screenshot(page, "kit-page-range-refused")
+
+
 def test_downloaded_csv_holds_the_shown_range(open_browser, greenhouse):
     kit, written = greenhouse
     page = open_browser()
@@ -226,3 +240,5 @@ def test_owner_adds_a_member_by_email(open_browser, greenhouse):
     expect(page.get_by_role("status")).to_contain_text("nonmember is now a configurer of Greenhouse tomatoes.")
     expect(page.locator('tr[data-member="nonmember"] select')).to_have_value("configurer")
     screenshot(page, "members")
+    page.set_viewport_size(PHONE)
+    screenshot(page, "members-phone")
