@@ -15,6 +15,11 @@ from pathlib import Path
 from honcho.manager import Manager
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for localdev, run as `python bin/devstack.py`
+
+from localdev.moto import MotoServer  # noqa: E402
+
+DEMO_KITS = ["demo-kit-1", "demo-kit-2", "demo-kit-3"]  # made by `manage.py demo_setup`
 PYTHON = sys.executable
 WEB_HOST = "127.0.0.1"
 WEB_PORT = int(os.environ.get("WEB_PORT", "8000"))
@@ -61,6 +66,21 @@ def main() -> None:
     manage("migrate", "--no-input", "-v", "0", env=env)
     manage("demo_setup", env=env)
 
+    # --- Telemetry: the local DynamoDB (moto_server), its tables, and a few days of demo history.
+    # moto keeps its data in memory, so the history is seeded afresh on every start.
+    moto = MotoServer().start()
+    try:
+        env.update(moto.client_env())  # every process below talks to this moto_server
+        print(f"Local AWS (moto_server) on {moto.url}; seeding demo telemetry...", flush=True)
+        manage("dynamodb_setup", env=env)
+        for kit_id in DEMO_KITS:
+            manage("telemetry_seed", "--kit", kit_id, "--days", "3", "--interval", "300", env=env)
+        run_processes(env)
+    finally:
+        moto.stop()
+
+
+def run_processes(env: dict) -> None:
     url = f"http://{WEB_HOST}:{WEB_PORT}"
     manager = Manager()
     manager.add_process("web", f"{PYTHON} manage.py runserver {WEB_HOST}:{WEB_PORT}", cwd=str(ROOT), env=env)

@@ -5,7 +5,7 @@ Who may see the data is exactly who may see the kit: the kit is looked up with
 import csv
 from urllib.parse import urlencode
 
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -108,7 +108,7 @@ class KitDataApi(APIView):
         ],
         responses={
             (200, "application/json"): OpenApiResponse(KitData, description="Sensor key -> points, oldest first."),
-            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="timestamp,sensor,value,unit rows."),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="timestamp,sensor,value,unit rows."),
             # Errors are JSON whatever format was asked for (see finalize_response).
             (400, "application/json"): BAD_INPUT,
             (404, "application/json"): NOT_FOUND,
@@ -138,20 +138,19 @@ class KitDataApi(APIView):
         start_ms = to_ms(params["from"])
         end_ms = to_ms(params.get("to") or timezone.now())
         selectors.range_problem(start_ms, end_ms, Resolution.RAW)
-        requested = params.get("resolution", "auto")
-        if requested == "auto":
-            resolution = selectors.resolution_auto(kit=kit, start_ms=start_ms, end_ms=end_ms, sensors=sensors)
-        else:
-            resolution = Resolution(requested)
-        if "cursor" in params and resolution != Resolution.RAW:
+        resolution = params.get("resolution", "auto")
+        if "cursor" in params and resolution not in ("raw", "auto"):
             raise TelemetryQueryInvalid({"cursor": ["Only raw ranges come in pages."]})
-        selectors.range_problem(start_ms, end_ms, resolution)
+        if resolution != "auto":
+            selectors.range_problem(start_ms, end_ms, Resolution(resolution))
         if as_csv:
+            if resolution == "auto":
+                resolution = selectors.resolution_auto(kit=kit, start_ms=start_ms, end_ms=end_ms, sensors=sensors)
             rows = selectors.readings_range_rows(
-                kit=kit, start_ms=start_ms, end_ms=end_ms, resolution=resolution, sensors=sensors
+                kit=kit, start_ms=start_ms, end_ms=end_ms, resolution=Resolution(resolution), sensors=sensors
             )
             return self._csv(kit, rows, units)
-        page = selectors.readings_range(
+        page = selectors.readings_history(
             kit=kit,
             start_ms=start_ms,
             end_ms=end_ms,
@@ -160,6 +159,8 @@ class KitDataApi(APIView):
             page_size=params.get("page_size", selectors.RAW_PAGE_SIZE_DEFAULT),
             after_ms=params.get("cursor"),
         )
+        if "cursor" in params and page.resolution != Resolution.RAW:
+            raise TelemetryQueryInvalid({"cursor": ["Only raw ranges come in pages."]})
         headers = {"X-Resolution": str(page.resolution)}
         if page.next_after_ms is not None:
             headers["Link"] = f'<{self._next_page_url(request, page.next_after_ms)}>; rel="next"'
@@ -187,7 +188,7 @@ class KitDataApi(APIView):
     def perform_content_negotiation(self, request, force=False):
         try:
             return super().perform_content_negotiation(request, force)
-        except NotFound:  # DRF's answer to an unknown ?format=
+        except (Http404, NotFound):  # DRF's answer to an unknown ?format=
             raise ValidationError({"format": ["Use json or csv."]}) from None
 
     def finalize_response(self, request, response, *args, **kwargs):

@@ -29,8 +29,9 @@ from django.conf import settings
 from pynamodb.attributes import MapAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute, VersionAttribute
 from pynamodb.connection import Connection
 from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
-from pynamodb.exceptions import PutError, PynamoDBException
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from .exceptions import TelemetryUnavailable
 from .timebuckets import day_name, from_ms
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 BATCH_WRITE_LIMIT = 25  # DynamoDB's limit; moto accepts more, AWS refuses them
 BATCH_GET_LIMIT = 100
+TRANSACTION_LIMIT = 100  # items in one TransactWriteItems
 # Errors after which the same request may succeed if sent again a little later.
 RETRYABLE_ERRORS = {
     "ProvisionedThroughputExceededException",
@@ -273,6 +275,9 @@ def raw_day_query(
 
 # --- Latest state and rollups --------------------------------------------------------------
 
+# A derived item's key: ("latest", kit id) or ("rollup", kit id, period).
+DerivedKey = tuple[str, ...]
+
 
 def as_plain_dict(value) -> dict:
     """A MapAttribute's content as a plain dict (PynamoDB gives a MapAttribute or a dict)."""
@@ -281,12 +286,61 @@ def as_plain_dict(value) -> dict:
     return value.as_dict() if hasattr(value, "as_dict") else dict(value)
 
 
-def latest_states_get(kit_ids: Iterable[str], *, consistent: bool = True) -> dict[str, LatestState]:
-    model = table(LatestState)
+def derived_items_get(keys: Iterable[DerivedKey]) -> dict[DerivedKey, LatestState | RollupPeriod]:
+    """The stored latest-state and rollup items with these keys, read together (one
+    BatchGetItem per 100 keys, strongly consistent), retrying unprocessed keys with backoff."""
+    latest, rollups = table(LatestState), table(RollupPeriod)
+    requests = []
+    for key in set(keys):
+        if key[0] == "latest":
+            requests.append((latest.Meta.table_name, {"k": {"S": key[1]}}))
+        else:
+            requests.append((rollups.Meta.table_name, {"k": {"S": key[1]}, "p": {"S": key[2]}}))
+    found: dict[DerivedKey, LatestState | RollupPeriod] = {}
+    for start in range(0, len(requests), BATCH_GET_LIMIT):
+        pending: dict[str, dict] = {}
+        for table_name, key in requests[start : start + BATCH_GET_LIMIT]:
+            pending.setdefault(table_name, {"Keys": [], "ConsistentRead": True})["Keys"].append(key)
+        for attempt in range(1, settings.TELEMETRY_WRITE_MAX_ATTEMPTS + 1):
+            try:
+                response = client().batch_get_item(RequestItems=pending)
+            except (BotoCoreError, ClientError) as error:
+                raise TelemetryUnavailable(f"Could not read the latest state and rollups: {error}") from error
+            for item in response.get("Responses", {}).get(latest.Meta.table_name, []):
+                found[("latest", item["k"]["S"])] = latest.from_raw_data(item)
+            for item in response.get("Responses", {}).get(rollups.Meta.table_name, []):
+                found[("rollup", item["k"]["S"], item["p"]["S"])] = rollups.from_raw_data(item)
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            backoff_sleep(attempt)
+        else:
+            raise TelemetryUnavailable("DynamoDB kept leaving the latest state and rollups unread")
+    return found
+
+
+def derived_item_new(key: DerivedKey) -> LatestState | RollupPeriod:
+    if key[0] == "latest":
+        return table(LatestState)(key[1], newest_ms=0, sensors={})
+    return table(RollupPeriod)(key[1], key[2], sensors={})
+
+
+def derived_items_save(items: list[LatestState | RollupPeriod]) -> bool:
+    """Saves `items` together (one TransactWriteItems: all or none), each only if nobody saved
+    it since it was read (its version). False if the transaction was cancelled (a conflict, or
+    throttling): read them again and retry. Other failures raise TelemetryUnavailable."""
+    assert len(items) <= TRANSACTION_LIMIT
     try:
-        return {item.kit_id: item for item in model.batch_get(list(set(kit_ids)), consistent_read=consistent)}
-    except (PynamoDBException, BotoCoreError) as error:
-        raise TelemetryUnavailable(f"Could not read the latest state from DynamoDB: {error}") from error
+        with TransactWrite(connection=_shared_connection(settings.AWS_REGION)) as transaction:
+            for item in items:
+                transaction.save(item)
+    except TransactWriteError as error:
+        if error.cause_response_code in ("TransactionCanceledException", *RETRYABLE_ERRORS):
+            return False
+        raise TelemetryUnavailable(f"Could not save the latest state and rollups: {error}") from error
+    except BotoCoreError as error:
+        raise TelemetryUnavailable(f"Could not save the latest state and rollups: {error}") from error
+    return True
 
 
 def latest_state_get(kit_id: str) -> LatestState | None:
@@ -299,10 +353,6 @@ def latest_state_get(kit_id: str) -> LatestState | None:
         raise TelemetryUnavailable(f"Could not read the latest state from DynamoDB: {error}") from error
 
 
-def latest_state_new(kit_id: str) -> LatestState:
-    return table(LatestState)(kit_id, newest_ms=0, sensors={})
-
-
 def rollup_periods_get(
     keys: Iterable[tuple[str, str]], *, consistent: bool = False
 ) -> dict[tuple[str, str], RollupPeriod]:
@@ -313,39 +363,3 @@ def rollup_periods_get(
         return {(item.kit_id, item.period): item for item in items}
     except (PynamoDBException, BotoCoreError) as error:
         raise TelemetryUnavailable(f"Could not read rollups from DynamoDB: {error}") from error
-
-
-def rollup_period_new(kit_id: str, period: str) -> RollupPeriod:
-    return table(RollupPeriod)(kit_id, period, sensors={})
-
-
-def rollup_period_fresh(kit_id: str, period: str) -> RollupPeriod:
-    """The rollup item as stored now (strongly consistent), or a new empty one."""
-    model = table(RollupPeriod)
-    try:
-        return model.get(kit_id, period, consistent_read=True)
-    except model.DoesNotExist:
-        return rollup_period_new(kit_id, period)
-    except (PynamoDBException, BotoCoreError) as error:
-        raise TelemetryUnavailable(f"Could not read rollups from DynamoDB: {error}") from error
-
-
-def save_unless_changed(item: LatestState | RollupPeriod) -> bool:
-    """Saves `item` if nobody saved it since it was read (its version); False if somebody did.
-    Throttling is retried with backoff; other failures raise TelemetryUnavailable."""
-    attempts = settings.TELEMETRY_WRITE_MAX_ATTEMPTS
-    for attempt in range(1, attempts + 1):
-        try:
-            item.save()
-            return True
-        except PutError as error:
-            code = error.cause_response_code or ""
-            if code == "ConditionalCheckFailedException":
-                return False
-            if code not in RETRYABLE_ERRORS or attempt == attempts:
-                raise TelemetryUnavailable(f"Could not save {type(item).__name__} to DynamoDB: {error}") from error
-        except BotoCoreError as error:
-            if attempt == attempts:
-                raise TelemetryUnavailable(f"Could not save {type(item).__name__} to DynamoDB: {error}") from error
-        backoff_sleep(attempt)
-    return False  # unreachable: the loop returns or raises

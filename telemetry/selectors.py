@@ -5,6 +5,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 
@@ -21,7 +22,7 @@ from .timebuckets import (
     day_start,
     periods_between,
     slot_start,
-    slots_decode,
+    slots_decode_raw,
 )
 
 LAST_MAX = 1_000
@@ -31,9 +32,11 @@ MAX_RANGE_DAYS = 5 * 366 + 1  # what 1d can show within MAX_ROLLUP_POINTS, with 
 RAW_PAGE_SIZE_DEFAULT = 2_000
 RAW_PAGE_SIZE_MAX = 10_000
 
+# Decoded rollup items: {period: {sensor: {slot: [count, sum, min, max]}}}.
+Rollups = dict[str, dict[str, dict[str, list]]]
 
-@dataclass(frozen=True)
-class Point:
+
+class Point(NamedTuple):  # a NamedTuple: a year of daily points makes thousands of them
     timestamp_ms: int
     value: float  # the mean, for rollup points
     minimum: float | None = None
@@ -78,8 +81,12 @@ def readings_latest(*, kit: Kit, sensors: list[str] | None = None, last: int = 1
 def resolution_auto(*, kit: Kit, start_ms: int, end_ms: int, sensors: list[str] | None = None) -> Resolution:
     """The finest resolution that gives at most about AUTO_MAX_POINTS points per series.
     Raw counts are estimated from the daily rollups of the days the range touches."""
+    return _resolution_auto(_rollup_items(kit.id, Resolution.DAY, start_ms, end_ms), start_ms, end_ms, sensors)
+
+
+def _resolution_auto(daily: Rollups, start_ms: int, end_ms: int, sensors) -> Resolution:
     per_sensor: dict[str, int] = defaultdict(int)
-    for counts in _days_with_data(kit.id, start_ms, end_ms, sensors).values():
+    for counts in _day_counts(daily, start_ms, end_ms, sensors).values():
         for sensor, count in counts.items():
             per_sensor[sensor] += count
     if max(per_sensor.values(), default=0) <= AUTO_MAX_POINTS:
@@ -87,6 +94,36 @@ def resolution_auto(*, kit: Kit, start_ms: int, end_ms: int, sensors: list[str] 
     if math.ceil((end_ms - bucket_start(Resolution.HOUR, start_ms)) / HOUR_MS) <= AUTO_MAX_POINTS:
         return Resolution.HOUR
     return Resolution.DAY
+
+
+def readings_history(
+    *,
+    kit: Kit,
+    start_ms: int,
+    end_ms: int,
+    resolution: Resolution | str = "auto",
+    sensors: list[str] | None = None,
+    page_size: int = RAW_PAGE_SIZE_DEFAULT,
+    after_ms: int | None = None,
+) -> DataPage:
+    """The history in [start_ms, end_ms) at `resolution`, or with "auto" at the finest one that
+    gives at most about AUTO_MAX_POINTS points per series (see readings_range)."""
+    range_problem(start_ms, end_ms, Resolution.RAW)
+    if resolution == "auto":
+        # The daily rollups both estimate the raw counts and, for long ranges, are the answer.
+        daily = _rollup_items(kit.id, Resolution.DAY, start_ms, end_ms)
+        resolution = _resolution_auto(daily, start_ms, end_ms, sensors)
+        if resolution == Resolution.DAY:
+            return DataPage(resolution, _rollup_points(daily, Resolution.DAY, start_ms, end_ms, sensors))
+    return readings_range(
+        kit=kit,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        resolution=Resolution(resolution),
+        sensors=sensors,
+        page_size=page_size,
+        after_ms=after_ms,
+    )
 
 
 def readings_range(
@@ -125,21 +162,37 @@ def rollups_range(
     *, kit: Kit, start_ms: int, end_ms: int, resolution: Resolution, sensors: list[str] | None = None
 ) -> dict[str, list[Point]]:
     """Hourly or daily points whose bucket overlaps [start_ms, end_ms)."""
-    first_bucket = bucket_start(resolution, start_ms)
-    periods = periods_between(resolution, first_bucket, end_ms)
-    items = models.rollup_periods_get((kit.id, period) for period in periods)
-    series: dict[str, list[Point]] = defaultdict(list)
+    items = _rollup_items(kit.id, resolution, start_ms, end_ms)
+    return _rollup_points(items, resolution, start_ms, end_ms, sensors)
+
+
+def _rollup_items(kit_id: str, resolution: Resolution, start_ms: int, end_ms: int) -> Rollups:
+    """The buckets of the rollup items that overlap [start_ms, end_ms), oldest item first, as
+    {period: {sensor: {slot: [count, sum, min, max]}}}: one BatchGetItem, whatever the history."""
+    periods = periods_between(resolution, bucket_start(resolution, start_ms), end_ms)
+    items = models.rollup_periods_get((kit_id, period) for period in periods)
+    decoded: Rollups = {}
     for period in periods:
-        item = items.get((kit.id, period))
-        if item is None:
-            continue
-        for sensor, text in sorted(models.as_plain_dict(item.sensors).items()):
+        item = items.get((kit_id, period))
+        if item is not None:
+            sensors = models.as_plain_dict(item.sensors)
+            decoded[period] = {sensor: slots_decode_raw(text) for sensor, text in sensors.items()}
+    return decoded
+
+
+def _rollup_points(
+    rollups: Rollups, resolution: Resolution, start_ms: int, end_ms: int, sensors
+) -> dict[str, list[Point]]:
+    first_bucket = bucket_start(resolution, start_ms)
+    series: dict[str, list[Point]] = defaultdict(list)
+    for period, by_sensor in rollups.items():
+        for sensor, slots in sorted(by_sensor.items()):
             if sensors is not None and sensor not in sensors:
                 continue
-            for slot, stats in sorted(slots_decode(text).items()):
-                at = slot_start(period, slot)
+            for slot, (count, total, low, high) in slots.items():  # stored in slot order (slots_encode)
+                at = slot_start(period, int(slot))
                 if first_bucket <= at < end_ms:
-                    series[sensor].append(Point(at, stats.mean, stats.minimum, stats.maximum, stats.count))
+                    series[sensor].append(Point(at, total / count, low, high, count))
     return dict(series)
 
 
@@ -197,19 +250,18 @@ def _days_with_data(kit_id: str, start_ms: int, end_ms: int, sensors: list[str] 
     first, each with its reading count per sensor, from the daily rollups."""
     if end_ms <= start_ms:
         return {}
+    return _day_counts(_rollup_items(kit_id, Resolution.DAY, start_ms, end_ms), start_ms, end_ms, sensors)
+
+
+def _day_counts(daily: Rollups, start_ms: int, end_ms: int, sensors) -> dict[int, dict[str, int]]:
     first_day = day_start(start_ms)
-    periods = periods_between(Resolution.DAY, first_day, end_ms)
-    items = models.rollup_periods_get((kit_id, period) for period in periods)
     days: dict[int, dict[str, int]] = defaultdict(dict)
-    for period in periods:
-        item = items.get((kit_id, period))
-        if item is None:
-            continue
-        for sensor, text in models.as_plain_dict(item.sensors).items():
+    for period, by_sensor in daily.items():
+        for sensor, slots in by_sensor.items():
             if sensors is not None and sensor not in sensors:
                 continue
-            for slot, stats in slots_decode(text).items():
-                day = slot_start(period, slot)
-                if first_day <= day < end_ms and stats.count:
-                    days[day][sensor] = stats.count
+            for slot, (count, *_) in slots.items():
+                day = slot_start(period, int(slot))
+                if first_day <= day < end_ms and count:
+                    days[day][sensor] = count
     return dict(sorted(days.items()))

@@ -31,22 +31,6 @@ def cursor_decode(cursor: str) -> int:
         raise serializers.ValidationError("Not a cursor from this API: follow the Link header's URL.") from None
 
 
-class SensorListField(serializers.CharField):
-    """Comma-separated sensor keys: `temperature,humidity`."""
-
-    def to_internal_value(self, data):
-        text = super().to_internal_value(data)
-        keys = [key.strip() for key in text.split(",") if key.strip()]
-        if not keys:
-            raise serializers.ValidationError("Name at least one sensor.")
-        return sorted(set(keys))
-
-
-class CursorField(serializers.CharField):
-    def to_internal_value(self, data):
-        return cursor_decode(super().to_internal_value(data))
-
-
 class DataQuerySerializer(StrictInputSerializer):
     """Latest mode: no `from`; `last` says how many points per sensor. Range mode: `from`
     (and `to`, default now), `resolution`, and for raw pages `page_size` and `cursor`."""
@@ -54,16 +38,25 @@ class DataQuerySerializer(StrictInputSerializer):
     last = serializers.IntegerField(min_value=1, max_value=LAST_MAX, required=False)
     from_ = serializers.DateTimeField(input_formats=DATE_TIME_FORMATS, required=False)
     to = serializers.DateTimeField(input_formats=DATE_TIME_FORMATS, required=False)
-    sensor = SensorListField(max_length=2000, required=False)
+    sensor = serializers.CharField(max_length=2000, required=False, help_text="Comma-separated sensor keys.")
     resolution = serializers.ChoiceField(choices=RESOLUTIONS, required=False)
     page_size = serializers.IntegerField(min_value=1, max_value=RAW_PAGE_SIZE_MAX, required=False)
-    cursor = CursorField(max_length=100, required=False)
+    cursor = serializers.CharField(max_length=100, required=False)
     format = serializers.ChoiceField(choices=["json", "csv"], required=False)
 
     def get_fields(self):
         fields = super().get_fields()
         fields["from"] = fields.pop("from_")  # `from` is a Python keyword
         return fields
+
+    def validate_sensor(self, text: str) -> list[str]:
+        keys = [key.strip() for key in text.split(",") if key.strip()]
+        if not keys:
+            raise serializers.ValidationError("Name at least one sensor.")
+        return sorted(set(keys))
+
+    def validate_cursor(self, cursor: str) -> int:
+        return cursor_decode(cursor)
 
     def validate(self, attrs):
         errors: dict[str, list[str]] = {}

@@ -2,9 +2,10 @@
 and rollups right; `telemetry_tables_setup` prepares DynamoDB."""
 
 import copy
+import functools
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -98,39 +99,34 @@ def readings_write(*, readings: Iterable[Reading]) -> WriteSummary:
         kits[kit_id].append(timestamp_ms)
     stored = unchanged_count = 0
     if accepted:
-        latest = models.latest_states_get(kits)
+        derived = models.derived_items_get(
+            [("latest", kit_id) for kit_id in kits]
+            + [("rollup", kit_id, period) for kit_id, stamps in kits.items() for period in _rollup_periods(stamps)]
+        )
+        newest = {kit_id: int(item.newest_ms) for (kind, kit_id, *_), item in derived.items() if kind == "latest"}
         # A reading no newer than its kit's newest written one may be stored already (a
         # redelivery, or a retry of a failed write): look it up. Newer ones cannot be.
-        maybe_stored = [key for key in accepted if key[0] in latest and key[1] <= latest[key[0]].newest_ms]
+        maybe_stored = [key for key in accepted if key[0] in newest and key[1] <= newest[key[0]]]
         existing = models.raw_items_get(maybe_stored) if maybe_stored else {}
         unchanged = {key for key, values in existing.items() if values == accepted[key][1].values}
         not_put = models.raw_items_put([stored for key, (_, stored) in accepted.items() if key not in unchanged])
         failed.extend(FailedReading(accepted[key][0], reason) for key, reason in not_put.items())
 
-        rollups = models.rollup_periods_get(
-            (kit_id, period) for kit_id, stamps in kits.items() for period in _rollup_periods(stamps)
-        )
+        changes: dict[str, list[_Change]] = {}
+        written: dict[str, dict[int, dict[str, float]]] = {}
         for kit_id, stamps in kits.items():
-            written = {ms: accepted[(kit_id, ms)][1].values for ms in stamps if (kit_id, ms) not in not_put}
-            if not written:
-                continue
-            try:
-                _kit_derived_update(
-                    kit_id,
-                    written=written,
-                    recount_hours={ms - ms % HOUR_MS for ms in written if (kit_id, ms) in existing},
-                    latest=latest.get(kit_id),
-                    rollups=rollups,
-                )
-            except TelemetryUnavailable as error:
-                reason = (
-                    f"Stored, but the kit's latest state and rollups could not be updated ({error.message}); "
-                    "write it again"
-                )
-                failed.extend(FailedReading(accepted[(kit_id, ms)][0], reason) for ms in written)
-                continue
-            stored += len(written)
-            unchanged_count += sum(1 for ms in written if (kit_id, ms) in unchanged)
+            written[kit_id] = {ms: accepted[(kit_id, ms)][1].values for ms in stamps if (kit_id, ms) not in not_put}
+            if written[kit_id]:
+                recount = {ms - ms % HOUR_MS for ms in written[kit_id] if (kit_id, ms) in existing}
+                changes[kit_id] = _kit_changes(kit_id, written[kit_id], recount)
+        for kit_ids, error in _changes_commit(changes, derived):
+            reason = (
+                f"Stored, but the kit's latest state and rollups could not be updated ({error.message}); write it again"
+            )
+            for kit_id in kit_ids:
+                failed.extend(FailedReading(accepted[(kit_id, ms)][0], reason) for ms in written.pop(kit_id))
+        stored = sum(len(by_time) for by_time in written.values())
+        unchanged_count = sum(1 for kit_id, by_time in written.items() for ms in by_time if (kit_id, ms) in unchanged)
     if failed:
         raise ReadingsNotStored(failed, stored=stored)
     return WriteSummary(stored=stored, unchanged=unchanged_count)
@@ -163,25 +159,27 @@ def _rollup_periods(stamps: Iterable[int]) -> set[str]:
     return {period_of(resolution, day)[0] for day in days for resolution in (Resolution.HOUR, Resolution.DAY)}
 
 
-def _kit_derived_update(
-    kit_id: str,
-    *,
-    written: dict[int, dict[str, float]],
-    recount_hours: set[int],
-    latest: LatestState | None,
-    rollups: dict[tuple[str, str], RollupPeriod],
-) -> None:
-    """Brings one kit's latest state, then its hourly, then its daily rollups up to date with the
-    readings just `written` ({timestamp ms: values}).
+@dataclass(frozen=True)
+class _Change:
+    """A change to one derived item: `apply(item)` makes it on the item as read, and says whether
+    the item changed. Applied again to a fresh copy when somebody else wrote the item meanwhile."""
 
-    The order matters for idempotency. A reading newer than the kit's newest written time is
-    counted into its hour as new. Any other reading that was stored already has its whole hour
-    recounted from the raw readings (`recount_hours`): it may be a redelivery that is counted
-    already, or a retry of a write that stopped after the latest state and before the rollups.
-    Daily buckets are always recomputed from the day's hourly buckets, never added to.
+    key: models.DerivedKey
+    apply: Callable[[LatestState | RollupPeriod], bool]
+
+
+def _kit_changes(kit_id: str, written: dict[int, dict[str, float]], recount_hours: set[int]) -> list[_Change]:
+    """The changes one kit's latest state, hourly and daily rollups need for the readings just
+    `written` ({timestamp ms: values}), in the order they must be applied.
+
+    Rollups stay exact however often a reading is written. A reading newer than the kit's
+    newest written time cannot be stored already, so it is added to its hour. Any other reading
+    that was stored already has its whole hour recounted from the raw readings
+    (`recount_hours`): it may be a redelivery, counted already, or a retry of a write whose
+    raw items were stored but whose rollups were not. Daily buckets are always recomputed from
+    the day's hourly buckets, never added to. The latest state comes first: once it says a time
+    is written, a later write of that time recounts rather than adds.
     """
-    _latest_update(kit_id, written, latest)
-
     recounted: dict[int, dict[str, Stats]] = {hour: _hour_recount(kit_id, hour) for hour in recount_hours}
     deltas: dict[int, dict[str, Stats]] = defaultdict(dict)
     for timestamp_ms, values in written.items():
@@ -194,75 +192,87 @@ def _kit_derived_update(
             else:
                 deltas[hour][sensor] = Stats.of(value)
 
+    changes = [_Change(("latest", kit_id), functools.partial(_latest_apply, written=written))]
     hours_by_day: dict[int, set[int]] = defaultdict(set)
     for hour in [*recounted, *deltas]:
         hours_by_day[day_start(hour)].add(hour)
-    hourly_items: dict[int, RollupPeriod] = {}
-    for day, hours in hours_by_day.items():
-        period, _ = period_of(Resolution.HOUR, day)
-        item = rollups.get((kit_id, period)) or models.rollup_period_new(kit_id, period)
+    hourly_after: dict[int, RollupPeriod] = {}  # each day's hourly item as last applied
+    for day, hours in sorted(hours_by_day.items()):
+        slot = {hour: (hour - day) // HOUR_MS for hour in hours}
+        replaced = {slot[hour]: recounted[hour] for hour in hours if hour in recounted}
+        added = {slot[hour]: deltas[hour] for hour in hours if hour in deltas}
 
-        def apply(item, retry, hours=hours, day=day):
-            return _slots_apply(
-                item,
-                replaced={(h - day) // HOUR_MS: recounted[h] for h in hours if h in recounted},
-                added={(h - day) // HOUR_MS: deltas[h] for h in hours if h in deltas},
-            )
+        def apply_hours(item, day=day, replaced=replaced, added=added):
+            hourly_after[day] = item
+            return _slots_apply(item, replaced=replaced, added=added)
 
-        hourly_items[day] = _save_with_retries(
-            item, apply, reread=lambda period=period: models.rollup_period_fresh(kit_id, period)
-        )
-
+        changes.append(_Change(("rollup", kit_id, period_of(Resolution.HOUR, day)[0]), apply_hours))
     days_by_month: dict[str, list[int]] = defaultdict(list)
-    for day in hourly_items:
+    for day in sorted(hours_by_day):
         days_by_month[period_of(Resolution.DAY, day)[0]].append(day)
     for month, days in days_by_month.items():
-        item = rollups.get((kit_id, month)) or models.rollup_period_new(kit_id, month)
 
-        def apply(item, retry, days=days):
-            # On a retry somebody else wrote this month: their hourly items may be newer than ours.
-            hourly = {
-                day: models.rollup_period_fresh(kit_id, period_of(Resolution.HOUR, day)[0])
-                if retry
-                else hourly_items[day]
-                for day in days
-            }
-            replaced = {period_of(Resolution.DAY, day)[1]: _day_totals(hourly[day]) for day in days}
+        def apply_days(item, days=days):
+            replaced = {period_of(Resolution.DAY, day)[1]: _day_totals(hourly_after[day]) for day in days}
             return _slots_apply(item, replaced=replaced, added={})
 
-        _save_with_retries(item, apply, reread=lambda month=month: models.rollup_period_fresh(kit_id, month))
+        changes.append(_Change(("rollup", kit_id, month), apply_days))
+    return changes
 
 
-def _latest_update(kit_id: str, written: dict[int, dict[str, float]], latest: LatestState | None) -> None:
-    def apply(item: LatestState, retry: bool) -> bool:
-        sensors = models.as_plain_dict(item.sensors)
-        before = copy.deepcopy(sensors)
-        for timestamp_ms in sorted(written):
-            for sensor, value in written[timestamp_ms].items():
-                current = sensors.get(sensor)
-                if current is None or timestamp_ms >= current["t"]:
-                    sensors[sensor] = {"t": timestamp_ms, "v": value}
-        newest = max(int(item.newest_ms or 0), max(written))
-        if sensors == before and newest == item.newest_ms:
-            return False
-        item.sensors = sensors
-        item.newest_ms = newest
-        return True
-
-    def reread() -> LatestState:
-        return models.latest_state_get(kit_id) or models.latest_state_new(kit_id)
-
-    _save_with_retries(latest or models.latest_state_new(kit_id), apply, reread=reread)
+def _latest_apply(item: LatestState, *, written: dict[int, dict[str, float]]) -> bool:
+    sensors = models.as_plain_dict(item.sensors)
+    before = copy.deepcopy(sensors)
+    for timestamp_ms in sorted(written):
+        for sensor, value in written[timestamp_ms].items():
+            current = sensors.get(sensor)
+            if current is None or timestamp_ms >= current["t"]:
+                sensors[sensor] = {"t": timestamp_ms, "v": value}
+    newest = max(int(item.newest_ms or 0), max(written))
+    if sensors == before and newest == item.newest_ms:
+        return False
+    item.sensors = sensors
+    item.newest_ms = newest
+    return True
 
 
-def _save_with_retries(item, apply, *, reread):
-    """Applies a change to `item` and saves it unless somebody saved it meanwhile; then rereads
-    it and applies the change again. `apply(item, retry)` returns False when nothing changed."""
-    for attempt in range(CONFLICT_RETRIES):
-        if not apply(item, attempt > 0) or models.save_unless_changed(item):
-            return item
-        item = reread()
-    raise TelemetryUnavailable(f"{type(item).__name__} kept changing under us; gave up after {CONFLICT_RETRIES} tries")
+def _changes_commit(
+    changes: dict[str, list[_Change]], stored: dict[models.DerivedKey, LatestState | RollupPeriod]
+) -> list[tuple[list[str], TelemetryUnavailable]]:
+    """Applies every kit's changes and saves them in as few transactions as DynamoDB allows,
+    each saved only if nobody wrote its items meanwhile; on a conflict the items are read again
+    and the changes applied afresh. A kit's changes keep their order across transactions.
+    Returns the kits whose changes could not be saved, with the reason."""
+    failures = []
+    for batch in _transactions(changes):
+        items = {change.key: stored.get(change.key) or models.derived_item_new(change.key) for change in batch}
+        try:
+            for attempt in range(1, CONFLICT_RETRIES + 1):
+                to_save = [items[change.key] for change in batch if change.apply(items[change.key])]
+                if not to_save or models.derived_items_save(to_save):
+                    break
+                models.backoff_sleep(attempt)
+                fresh = models.derived_items_get(items)
+                items = {key: fresh.get(key) or models.derived_item_new(key) for key in items}
+            else:
+                raise TelemetryUnavailable(f"the items kept changing under us; gave up after {CONFLICT_RETRIES} tries")
+        except TelemetryUnavailable as error:
+            failures.append((sorted({change.key[1] for change in batch}), error))
+    return failures
+
+
+def _transactions(changes: dict[str, list[_Change]]) -> list[list[_Change]]:
+    """Packs the kits' changes into transactions of at most TRANSACTION_LIMIT items, keeping a
+    kit's changes together where they fit and in order where they do not."""
+    batches: list[list[_Change]] = [[]]
+    for kit_changes in changes.values():
+        if len(batches[-1]) + len(kit_changes) > models.TRANSACTION_LIMIT:
+            batches.append([])
+        for change in kit_changes:
+            if len(batches[-1]) == models.TRANSACTION_LIMIT:
+                batches.append([])
+            batches[-1].append(change)
+    return [batch for batch in batches if batch]
 
 
 def _slots_apply(

@@ -243,3 +243,29 @@ def test_raw_readings_carry_a_ttl_from_the_retention_setting(telemetry_tables, t
 
     item = models.table(models.RawReading).get(f"k-test#{two_days_ago:%Y-%m-%d}", to_ms(two_days_ago))
     assert item.expires_at == two_days_ago + timedelta(days=30)
+
+
+def test_a_concurrent_writer_of_the_same_kit_loses_no_update(telemetry_tables, two_days_ago, dynamodb_calls):
+    # given another writer stores the second half-hour of readings just before our write saves
+    # the latest state and rollups it read a moment earlier
+    ours, theirs = minutely("k-test", two_days_ago, 60)[:30], minutely("k-test", two_days_ago, 60)[30:]
+    interrupted = []
+
+    def competing_write(**kwargs):
+        if not interrupted:
+            interrupted.append(True)
+            readings_write(readings=theirs)
+
+    models.client().meta.events.register("before-call.dynamodb.TransactWriteItems", competing_write)
+    try:
+        # when we write the first half-hour
+        readings_write(readings=ours)
+    finally:
+        models.client().meta.events.unregister("before-call.dynamodb.TransactWriteItems", competing_write)
+
+    # then our first save was refused, we read again and saved again: the hour counts all 60
+    assert interrupted
+    assert sum(1 for name, _ in dynamodb_calls if name == "TransactWriteItems") == 3  # theirs, ours refused, ours
+    assert hour_point(two_days_ago).count == 60
+    latest = selectors.readings_latest(kit=KIT)
+    assert latest["temperature"][0].timestamp_ms == to_ms(theirs[-1].timestamp)

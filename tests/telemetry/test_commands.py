@@ -1,0 +1,47 @@
+"""The telemetry management commands, against the real local DynamoDB."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from telemetry import selectors
+from telemetry.models import MODELS, client, table
+
+pytestmark = pytest.mark.integration
+
+
+def test_dynamodb_setup_creates_the_tables_with_ttl_and_is_safe_to_run_again(moto_server, settings):
+    settings.DYNAMODB_TABLE_PREFIX = "setup-test-"
+    first, second = StringIO(), StringIO()
+    try:
+        call_command("dynamodb_setup", stdout=first)
+        call_command("dynamodb_setup", stdout=second)
+
+        names = client().list_tables()["TableNames"]
+        assert {"setup-test-telemetry-readings", "setup-test-telemetry-rollups", "setup-test-telemetry-latest"} <= set(
+            names
+        )
+        ttl = client().describe_time_to_live(TableName="setup-test-telemetry-readings")["TimeToLiveDescription"]
+        assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "x")
+        assert first.getvalue().count("created") == 3
+        assert second.getvalue().count("exists") == 3
+    finally:
+        for model in MODELS:
+            table(model).delete_table()
+
+
+def test_telemetry_seed_writes_history_through_the_service(telemetry_tables, private_kit):
+    out = StringIO()
+    call_command("telemetry_seed", kit="private-kit", days=1, interval=600, no_progress=True, stdout=out)
+
+    assert "Seeded 144 readings of temperature for private-kit" in out.getvalue()
+    latest = selectors.readings_latest(kit=private_kit, last=1000)
+    temperatures = [point.value for point in latest["temperature"]]
+    assert len(temperatures) == 144
+    assert -10 <= min(temperatures) < max(temperatures) <= 50  # a day/night curve within the sensor's range
+
+
+def test_telemetry_seed_refuses_an_unknown_kit(telemetry_tables, db):
+    with pytest.raises(CommandError, match="There is no kit 'nope'"):
+        call_command("telemetry_seed", kit="nope", no_progress=True)
