@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 REQUIREMENTS := requirements/base.txt requirements/dev.txt requirements/production.txt requirements/device.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format install check-deploy clean
+.PHONY: run test lint format install static check-deploy clean
 
 $(STAMP): $(REQUIREMENTS) bin/system-packages.sh
-	bin/system-packages.sh
+	bin/system-packages.sh mosquitto npm
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
@@ -16,12 +16,23 @@ $(STAMP): $(REQUIREMENTS) bin/system-packages.sh
 
 install: $(STAMP)
 
+## make static: the chart library (uPlot, pinned in package-lock.json) from npm into static/vendor/,
+## served as our own static files: no CDN at run time.
+UPLOT := static/vendor/uplot/uPlot.iife.min.js
+$(UPLOT): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p static/vendor/uplot
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css node_modules/uplot/LICENSE static/vendor/uplot/
+
+static: $(UPLOT)
+
 ## make run: the whole product locally, on http://127.0.0.1:8000
-run: install
+run: install static
 	$(BIN)/python bin/devstack.py
 
-## make test: ruff, then the whole test suite
-test: install lint
+## make test: ruff, then the whole test suite (the browser tests drive Debian's Chromium)
+test: install static lint
+	bin/system-packages.sh chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -40,4 +51,4 @@ check-deploy: install
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 clean:
-	rm -rf $(VENV) var staticfiles
+	rm -rf $(VENV) var staticfiles node_modules static/vendor

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from . import dashboard
 from .auth_api import TokenApi, TokenRevokeApi
 from .errors import page_not_found, server_error
 from .health import healthz
@@ -11,7 +11,21 @@ handler404 = page_not_found
 handler500 = server_error
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    # The grower dashboard (pages); the data it charts comes from the API below.
+    path("", dashboard.home, name="home"),
+    path("dashboard/kits/<str:kit_id>/", dashboard.kit_page, name="dashboard-kit"),
+    path("dashboard/kits/<str:kit_id>/members/", dashboard.kit_members, name="dashboard-kit-members"),
+    path("dashboard/kits/<str:kit_id>/members/add", dashboard.kit_member_add, name="dashboard-kit-member-add"),
+    path(
+        "dashboard/kits/<str:kit_id>/members/<str:username>/role",
+        dashboard.kit_member_change_role,
+        name="dashboard-kit-member-role",
+    ),
+    path(
+        "dashboard/kits/<str:kit_id>/members/<str:username>/remove",
+        dashboard.kit_member_remove,
+        name="dashboard-kit-member-remove",
+    ),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("auth/token", TokenApi.as_view(), name="auth-token"),

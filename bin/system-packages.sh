@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the product and its tests run, where they are missing:
-# mosquitto (the local MQTT broker with mutual TLS). Needs root, as on this project's machines.
+# Installs the Debian packages named as arguments where they are missing, e.g.
+#   bin/system-packages.sh mosquitto npm      (the product: MQTT broker, the chart library's build)
+#   bin/system-packages.sh chromium           (the browser tests)
+# Needs root, as on this project's machines.
 set -euo pipefail
 
-missing=()
-command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+present() {
+  case "$1" in
+    mosquitto) command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] ;;
+    chromium) [ -x /usr/bin/chromium ] ;;
+    npm) command -v npm >/dev/null 2>&1 ;;
+    *) dpkg -s "$1" >/dev/null 2>&1 ;;
+  esac
+}
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
+missing=()
+for package in "$@"; do
+  present "$package" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
 echo "Installing Debian packages: ${missing[*]}"
 if [ "$(id -u)" -ne 0 ]; then
   echo "Not root: install them yourself with: sudo apt-get install -y ${missing[*]}" >&2

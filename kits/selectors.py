@@ -77,3 +77,25 @@ def kit_ids_receiving_telemetry(*, kit_ids: Iterable[str]) -> set[str]:
         .exclude(provisioning_status=ProvisioningStatus.DECOMMISSIONED)
         .values_list("pk", flat=True)
     )
+
+
+def member_username_resolve(*, username_or_email: str) -> str:
+    """The username of the active user a kit owner means by `username_or_email`: a username
+    first (usernames may contain '@'), else the one active user with that e-mail, in any case.
+    KitInvalid if there is none, or if several users share the e-mail."""
+    from django.contrib.auth import get_user_model
+
+    from .exceptions import KitInvalid
+
+    User = get_user_model()
+    given = username_or_email.strip()
+    active = User.objects.filter(is_active=True)
+    if active.filter(username=given).exists():
+        return given
+    if "@" in given:
+        usernames = list(active.filter(email__iexact=given).values_list("username", flat=True)[:2])
+        if len(usernames) == 1:
+            return usernames[0]
+        if len(usernames) > 1:
+            raise KitInvalid({"member": [f"Several users have the e-mail '{given}': add them by username."]})
+    raise KitInvalid({"member": [f"There is no active user with the username or e-mail '{given}'."]})

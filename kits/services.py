@@ -632,6 +632,4 @@ def kits_seen_record(*, sightings: Iterable[KitSighting]) -> None:
                 last_seen=sighting.at
             )
         for kit_id, sighting in newest_with_ip.items():
-            Kit.objects.filter(pk=kit_id).exclude(ip_address=sighting.ip_address).update(
-                ip_address=sighting.ip_address
-            )
+            Kit.objects.filter(pk=kit_id).exclude(ip_address=sighting.ip_address).update(ip_address=sighting.ip_address)

@@ -5,6 +5,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 
@@ -12,7 +13,6 @@ from kits.models import Kit
 
 from . import models
 from .exceptions import TelemetryQueryInvalid
-from .models import RollupPeriod
 from .timebuckets import (
     BUCKET_MS,
     DAY_MS,
@@ -22,7 +22,7 @@ from .timebuckets import (
     day_start,
     periods_between,
     slot_start,
-    slots_decode,
+    slots_decode_raw,
 )
 
 LAST_MAX = 1_000
@@ -32,9 +32,11 @@ MAX_RANGE_DAYS = 5 * 366 + 1  # what 1d can show within MAX_ROLLUP_POINTS, with 
 RAW_PAGE_SIZE_DEFAULT = 2_000
 RAW_PAGE_SIZE_MAX = 10_000
 
+# Decoded rollup items: {period: {sensor: {slot: [count, sum, min, max]}}}.
+Rollups = dict[str, dict[str, dict[str, list]]]
 
-@dataclass(frozen=True)
-class Point:
+
+class Point(NamedTuple):  # a NamedTuple: a year of daily points makes thousands of them
     timestamp_ms: int
     value: float  # the mean, for rollup points
     minimum: float | None = None
@@ -82,7 +84,7 @@ def resolution_auto(*, kit: Kit, start_ms: int, end_ms: int, sensors: list[str] 
     return _resolution_auto(_rollup_items(kit.id, Resolution.DAY, start_ms, end_ms), start_ms, end_ms, sensors)
 
 
-def _resolution_auto(daily: dict[str, RollupPeriod | None], start_ms: int, end_ms: int, sensors) -> Resolution:
+def _resolution_auto(daily: Rollups, start_ms: int, end_ms: int, sensors) -> Resolution:
     per_sensor: dict[str, int] = defaultdict(int)
     for counts in _day_counts(daily, start_ms, end_ms, sensors).values():
         for sensor, count in counts.items():
@@ -164,29 +166,33 @@ def rollups_range(
     return _rollup_points(items, resolution, start_ms, end_ms, sensors)
 
 
-def _rollup_items(kit_id: str, resolution: Resolution, start_ms: int, end_ms: int) -> dict[str, RollupPeriod | None]:
-    """The rollup items (period -> item, None where there is none) holding the buckets that
-    overlap [start_ms, end_ms), oldest first: one BatchGetItem, whatever the kit's history."""
+def _rollup_items(kit_id: str, resolution: Resolution, start_ms: int, end_ms: int) -> Rollups:
+    """The buckets of the rollup items that overlap [start_ms, end_ms), oldest item first, as
+    {period: {sensor: {slot: [count, sum, min, max]}}}: one BatchGetItem, whatever the history."""
     periods = periods_between(resolution, bucket_start(resolution, start_ms), end_ms)
     items = models.rollup_periods_get((kit_id, period) for period in periods)
-    return {period: items.get((kit_id, period)) for period in periods}
+    decoded: Rollups = {}
+    for period in periods:
+        item = items.get((kit_id, period))
+        if item is not None:
+            sensors = models.as_plain_dict(item.sensors)
+            decoded[period] = {sensor: slots_decode_raw(text) for sensor, text in sensors.items()}
+    return decoded
 
 
 def _rollup_points(
-    items: dict[str, RollupPeriod | None], resolution: Resolution, start_ms: int, end_ms: int, sensors
+    rollups: Rollups, resolution: Resolution, start_ms: int, end_ms: int, sensors
 ) -> dict[str, list[Point]]:
     first_bucket = bucket_start(resolution, start_ms)
     series: dict[str, list[Point]] = defaultdict(list)
-    for period, item in items.items():
-        if item is None:
-            continue
-        for sensor, text in sorted(models.as_plain_dict(item.sensors).items()):
+    for period, by_sensor in rollups.items():
+        for sensor, slots in sorted(by_sensor.items()):
             if sensors is not None and sensor not in sensors:
                 continue
-            for slot, stats in sorted(slots_decode(text).items()):
-                at = slot_start(period, slot)
+            for slot, (count, total, low, high) in slots.items():  # stored in slot order (slots_encode)
+                at = slot_start(period, int(slot))
                 if first_bucket <= at < end_ms:
-                    series[sensor].append(Point(at, stats.mean, stats.minimum, stats.maximum, stats.count))
+                    series[sensor].append(Point(at, total / count, low, high, count))
     return dict(series)
 
 
@@ -247,19 +253,15 @@ def _days_with_data(kit_id: str, start_ms: int, end_ms: int, sensors: list[str] 
     return _day_counts(_rollup_items(kit_id, Resolution.DAY, start_ms, end_ms), start_ms, end_ms, sensors)
 
 
-def _day_counts(
-    daily: dict[str, RollupPeriod | None], start_ms: int, end_ms: int, sensors
-) -> dict[int, dict[str, int]]:
+def _day_counts(daily: Rollups, start_ms: int, end_ms: int, sensors) -> dict[int, dict[str, int]]:
     first_day = day_start(start_ms)
     days: dict[int, dict[str, int]] = defaultdict(dict)
-    for period, item in daily.items():
-        if item is None:
-            continue
-        for sensor, text in models.as_plain_dict(item.sensors).items():
+    for period, by_sensor in daily.items():
+        for sensor, slots in by_sensor.items():
             if sensors is not None and sensor not in sensors:
                 continue
-            for slot, stats in slots_decode(text).items():
-                day = slot_start(period, slot)
-                if first_day <= day < end_ms and stats.count:
-                    days[day][sensor] = stats.count
+            for slot, (count, *_) in slots.items():
+                day = slot_start(period, int(slot))
+                if first_day <= day < end_ms and count:
+                    days[day][sensor] = count
     return dict(sorted(days.items()))

@@ -1,8 +1,10 @@
 """Time as telemetry stores it: UTC milliseconds, day partitions, hour and day buckets, and the
 count/sum/min/max statistics of a bucket. Pure functions and values; no I/O."""
 
+import functools
 import json
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -34,10 +36,9 @@ def from_ms(ms: int) -> datetime:
 def timestamp_text(ms: int) -> str:
     """ISO 8601 with `Z`, as on the wire: `2026-11-28T10:00:00Z`, or `...:00.250Z` when the
     reading has milliseconds."""
-    moment = from_ms(ms)
-    if ms % SECOND_MS:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % SECOND_MS:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    seconds, millis = divmod(ms, SECOND_MS)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
 
 
 def day_start(ms: int) -> int:
@@ -75,22 +76,32 @@ def period_of(resolution: Resolution, ms: int) -> tuple[str, int]:
 
 def slot_start(period: str, slot: int) -> int:
     """The start (ms) of bucket `slot` of the rollup item `period`."""
+    first, bucket_ms = _period_start(period)
+    return first + (slot - int(bucket_ms == DAY_MS)) * bucket_ms
+
+
+@functools.lru_cache(maxsize=4096)
+def _period_start(period: str) -> tuple[int, int]:
+    """The start (ms) of the period's slot numbering, and its bucket length (ms). Cached:
+    strptime is slow, and a year of daily points would call it for every point."""
     kind, _, when = period.partition("#")
     if kind == "1h":
-        day = datetime.strptime(when, "%Y-%m-%d").replace(tzinfo=UTC)
-        return to_ms(day) + slot * HOUR_MS
-    month = datetime.strptime(when, "%Y-%m").replace(tzinfo=UTC)
-    return to_ms(month) + (slot - 1) * DAY_MS
+        return to_ms(datetime.strptime(when, "%Y-%m-%d").replace(tzinfo=UTC)), HOUR_MS
+    return to_ms(datetime.strptime(when, "%Y-%m").replace(tzinfo=UTC)), DAY_MS
 
 
 def periods_between(resolution: Resolution, start_ms: int, end_ms: int) -> list[str]:
     """The rollup items that hold the buckets overlapping [start_ms, end_ms), oldest first."""
-    names: list[str] = []
-    for day in days_between(start_ms, end_ms):
-        name, _ = period_of(resolution, day)
-        if not names or names[-1] != name:
-            names.append(name)
-    return names
+    if end_ms <= start_ms:
+        return []
+    if resolution == Resolution.HOUR:
+        return [period_of(resolution, day)[0] for day in days_between(start_ms, end_ms)]
+    first, last = from_ms(start_ms), from_ms(end_ms - 1)
+    months = (last.year - first.year) * 12 + last.month - first.month
+    return [
+        f"1d#{first.year + (first.month - 1 + i) // 12:04d}-{(first.month - 1 + i) % 12 + 1:02d}"
+        for i in range(months + 1)
+    ]
 
 
 @dataclass
@@ -136,6 +147,11 @@ def slots_decode(text: str) -> dict[int, Stats]:
         int(slot): Stats(int(n), float(total), float(low), float(high))
         for slot, (n, total, low, high) in json.loads(text).items()
     }
+
+
+def slots_decode_raw(text: str) -> dict[str, list]:
+    """Like slots_decode, without building Stats: {"13": [n, sum, min, max]}, for reading fast."""
+    return json.loads(text)
 
 
 def slots_encode(slots: dict[int, Stats]) -> str:

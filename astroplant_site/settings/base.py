@@ -266,3 +266,9 @@ INGEST_PRIVATE_KEY_FILE = env.str("INGEST_PRIVATE_KEY_FILE", default=str(INGEST_
 INGEST_ROOT_CA_FILE = env.str("INGEST_ROOT_CA_FILE", default=str(INGEST_CREDENTIALS_DIR / "root-ca.pem"))
 # Readings older than this are refused (a kit that was offline longer has lost them anyway).
 INGEST_MAX_AGE_DAYS = env.int("INGEST_MAX_AGE_DAYS", default=30)
+
+# --- Dashboard (issue 6) ---------------------------------------------------------------------
+# A kit counts as online while its latest reading is at most this many minutes old.
+DASHBOARD_ONLINE_WITHIN_MINUTES = env.int("DASHBOARD_ONLINE_WITHIN_MINUTES", default=5)
+# How often a kit page showing the last hour fetches new readings by itself.
+DASHBOARD_REFRESH_SECONDS = env.int("DASHBOARD_REFRESH_SECONDS", default=60)
