@@ -93,26 +93,26 @@ class WriteUnitMeter:
         self.client.meta.events.unregister("provide-client-params.dynamodb.*", self.count)
 
 
-def seed_layout_units(readings) -> tuple[float, int | None]:
-    """Write units per reading of the seed's layout (one item per kit with every reading in
-    it, rewritten on each message), computed with the same size rules for these readings.
-    Returns the units per reading until the item's 400 KB cap, and the message that hits it."""
-    data: dict[str, list] = {}
+def seed_layout_units(readings) -> tuple[float, float, int | None]:
+    """The seed's layout (one item per kit holding every reading, rewritten on each message),
+    computed with the same size rules for these readings, not written: write units per reading
+    over the first day, per message at the end of it, and the message whose item passes 400 KB."""
     details = {"M": {"id": {"S": "k"}, "ip": {"S": "192.0.2.1"}, "admin": {"S": "a@example.org"}}}
     size_fixed = item_size({"id": {"S": "k"}, "details": details}) + len("data") + 3
-    size_data = {}
-    units = values = 0
+    size_data: dict[str, int] = {}
+    day_units = day_values = last_units = 0
     for index, reading in enumerate(readings):
         for sensor, value in reading.values.items():
             point = {"M": {"timestamp": {"S": reading.timestamp.isoformat()}, "value": {"N": repr(value)}}}
-            data.setdefault(sensor, [])
             size_data[sensor] = size_data.get(sensor, 3) + 1 + value_size(point)
-            values += 1
-        size = size_fixed + sum(len(s) + 1 + n for s, n in size_data.items())
+        size = size_fixed + sum(len(sensor) + 1 + n for sensor, n in size_data.items())
         if size > 400 * 1024:
-            return units / values, index
-        units += math.ceil(size / 1024)
-    return units / values, None
+            return day_units / day_values, last_units, index
+        if index < 1440:
+            last_units = math.ceil(size / 1024)
+            day_units += last_units
+            day_values += len(reading.values)
+    return day_units / day_values, last_units, None
 
 
 def median_ms(samples) -> float:
@@ -267,8 +267,21 @@ def run(args) -> None:
             interval=timedelta(minutes=1),
         )
     )
-    seed_units, seed_cap = seed_layout_units(day)
-    cap_note = f", its 400 KB cap hit after {seed_cap} messages" if seed_cap else ""
+    seed_units, seed_last, seed_cap = seed_layout_units(
+        synthetic_readings(
+            kit_id="wcu",
+            sensors=DEMO_SENSORS,
+            start=start,
+            end=start + timedelta(days=7),
+            interval=timedelta(minutes=1),
+        )
+    )
+    print(
+        f"  seed layout (computed): {seed_units:.0f} per reading over the first day, {seed_last} per message at its "
+        f"end; the item passes 400 KB after {seed_cap} messages ({(seed_cap or 0) / 1440:.1f} days)",
+        flush=True,
+    )
+    cap_note = ""
     for per_call in (1440, 60, 15, 5, 1):
         kit_id = f"wcu-{per_call}"
         batch = [type(r)(kit_id, r.timestamp, r.values) for r in day]
