@@ -118,7 +118,7 @@ def moto_server():
         yield server
 
 
-# --- Provisioning (issue 4): AWS IoT faults, a real Celery worker, mosquitto with mutual TLS ----
+# --- Provisioning: AWS IoT faults, a real Celery worker, mosquitto with mutual TLS ----
 
 
 class IotFaults:

@@ -267,7 +267,7 @@ INGEST_ROOT_CA_FILE = env.str("INGEST_ROOT_CA_FILE", default=str(INGEST_CREDENTI
 # Readings older than this are refused (a kit that was offline longer has lost them anyway).
 INGEST_MAX_AGE_DAYS = env.int("INGEST_MAX_AGE_DAYS", default=30)
 
-# --- Dashboard (issue 6) ---------------------------------------------------------------------
+# --- Dashboard ------------------------------------------------------------------------------
 # A kit counts as online while its latest reading is at most this many minutes old.
 DASHBOARD_ONLINE_WITHIN_MINUTES = env.int("DASHBOARD_ONLINE_WITHIN_MINUTES", default=5)
 # How often a kit page showing the last hour fetches new readings by itself.

@@ -21,7 +21,7 @@ CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
-# Issue 4: kits must be told the real AWS IoT endpoint (and, for AWS IoT Core, Amazon's root CA
+# Kits must be told the real AWS IoT endpoint (and, for AWS IoT Core, Amazon's root CA
 # in IOT_BROKER_CA_FILE); provisioning fails with a clear reason until they are set.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 IOT_MQTT_ENDPOINT = env.str("IOT_MQTT_ENDPOINT", default="")
