@@ -10,14 +10,16 @@ from kits import bundles
 from kits.models import Kit
 
 
-def wait_until(condition, *, timeout: float = 20.0, what: str = "the condition") -> None:
-    """Poll `condition` until it holds; fail the test naming `what` after `timeout` seconds."""
+def wait_until(condition, *, timeout: float = 20.0, what: str = "the condition", logs: tuple[Path, ...] = ()) -> None:
+    """Poll `condition` until it holds; fail the test naming `what` after `timeout` seconds,
+    with the tail of each of `logs` (the processes involved) to say why."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.05)
-    raise AssertionError(f"Timed out after {timeout} s waiting for {what}")
+    tails = "".join(f"\n--- {log.name} ---\n" + "\n".join(log.read_text().splitlines()[-40:]) for log in logs)
+    raise AssertionError(f"Timed out after {timeout} s waiting for {what}{tails}")
 
 
 def unpack_bundle(kit: Kit, folder: Path) -> dict:

@@ -147,10 +147,18 @@ def test_dynamodb_cut_off_during_ingest_loses_no_reading(stack, processes):
     agent = start_agent(processes, stack["bundle"])
     wait_until(lambda: len(stored_times("e2e-kit")) >= 2, timeout=60, what="the first readings")
 
+    logs = (stack["bridge"].log_path, agent.log_path)
     stack["dynamodb"].cut()
-    wait_until(lambda: "Cannot store now" in stack["bridge"].log_path.read_text(), what="the bridge to notice")
+    wait_until(
+        lambda: "Cannot store now" in stack["bridge"].log_path.read_text(),
+        timeout=60,
+        what="the bridge to notice",
+        logs=logs,
+    )
     stack["dynamodb"].restore()
-    wait_until(lambda: len(stored_times("e2e-kit")) >= 12, timeout=60, what="readings after DynamoDB returned")
+    wait_until(
+        lambda: len(stored_times("e2e-kit")) >= 12, timeout=60, what="readings after DynamoDB returned", logs=logs
+    )
     assert processes.stop(agent) == 0
 
     sequence, waiting = agent_sequence(stack["bundle"])
