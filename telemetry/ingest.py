@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
 from kits import selectors as kit_selectors
@@ -92,6 +92,7 @@ class IngestBridge:
                     next_report = time.monotonic() + report_every_seconds
         finally:
             self.subscriber.stop()
+            connections.close_all()  # this thread's database connection ends with it
             log.info("Ingest stopped: %s", self.counts.line())
 
     def handle(self, batch: list[ReceivedMessage]) -> bool:
