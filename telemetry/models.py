@@ -335,12 +335,19 @@ def derived_items_save(items: list[LatestState | RollupPeriod]) -> bool:
             for item in items:
                 transaction.save(item)
     except TransactWriteError as error:
-        if error.cause_response_code in ("TransactionCanceledException", *RETRYABLE_ERRORS):
+        if _aws_error_code(error) in ("TransactionCanceledException", *RETRYABLE_ERRORS):
             return False
         raise TelemetryUnavailable(f"Could not save the latest state and rollups: {error}") from error
     except BotoCoreError as error:
         raise TelemetryUnavailable(f"Could not save the latest state and rollups: {error}") from error
     return True
+
+
+def _aws_error_code(error: PynamoDBException) -> str | None:
+    # Not pynamodb's cause_response_code: it raises AttributeError when the cause carries no
+    # response at all, as when the connection drops mid-request.
+    response = getattr(error.cause, "response", None) or {}
+    return (response.get("Error") or {}).get("Code")
 
 
 def latest_state_get(kit_id: str) -> LatestState | None:

@@ -269,3 +269,25 @@ def test_a_concurrent_writer_of_the_same_kit_loses_no_update(telemetry_tables, t
     assert hour_point(two_days_ago).count == 60
     latest = selectors.readings_latest(kit=KIT)
     assert latest["temperature"][0].timestamp_ms == to_ms(theirs[-1].timestamp)
+
+
+def test_a_connection_dropped_while_saving_rollups_is_a_transient_failure(telemetry_tables, two_days_ago):
+    """Found by the end-to-end test: DynamoDB cut off during the latest-state and rollup
+    transaction must read as 'unavailable, try again', never crash the caller."""
+    from botocore.exceptions import ConnectionClosedError
+
+    from telemetry.exceptions import TelemetryUnavailable
+
+    def drop(**kwargs):
+        raise ConnectionClosedError(endpoint_url="http://127.0.0.1/")
+
+    client = models.client()
+    client.meta.events.register("before-send.dynamodb.TransactWriteItems", drop)
+    try:
+        with pytest.raises((TelemetryUnavailable, ReadingsNotStored)):
+            readings_write(readings=minutely("tx-kit", two_days_ago, 3))
+    finally:
+        client.meta.events.unregister("before-send.dynamodb.TransactWriteItems", drop)
+
+    summary = readings_write(readings=minutely("tx-kit", two_days_ago, 3))  # DynamoDB is back
+    assert summary.stored == 3
