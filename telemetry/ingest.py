@@ -190,18 +190,28 @@ class IngestBridge:
 
     def _until_done(self, step):
         """Run `step` until it succeeds, backing off while DynamoDB or the database is away.
-        Returns its result; raises BridgeStopping if the bridge is asked to stop first."""
+        Returns its result; raises BridgeStopping if the bridge is asked to stop first.
+
+        An unexpected error is retried too, loudly: the batch stays unacknowledged (so nothing
+        is lost) and the bridge stays up for the other kits, rather than crash-looping."""
         attempt = 0
         while True:
             try:
                 return step()
             except (TelemetryUnavailable, DatabaseError) as error:
-                attempt += 1
-                pause = min(RETRY_BACKOFF_MAX_SECONDS, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
-                log.warning("Cannot store now (%s); trying again in %.1f s", error, pause)
-                close_old_connections()
-                if self.stopping.wait(pause):
-                    raise BridgeStopping from error
+                log.warning("Cannot store now (%s); trying again in %.1f s", error, pause := self._pause(attempt))
+                cause = error
+            except Exception as error:  # a bug or an unforeseen failure: keep the evidence
+                log.exception("Unexpected error storing a batch; trying again in %.1f s", pause := self._pause(attempt))
+                cause = error
+            attempt += 1
+            close_old_connections()
+            if self.stopping.wait(pause):
+                raise BridgeStopping from cause
+
+    @staticmethod
+    def _pause(attempt: int) -> float:
+        return min(RETRY_BACKOFF_MAX_SECONDS, 0.5 * 2 ** (attempt + 1)) * random.uniform(0.5, 1.0)  # noqa: S311
 
 
 def local_credentials_ensure() -> bool:
