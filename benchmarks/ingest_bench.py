@@ -2,7 +2,7 @@
 the ingest bridge (`manage.py ingest`, a real process) into DynamoDB on moto_server, against the
 raw write rate of the same DynamoDB process measured in the same run.
 
-    .venv/bin/python benchmarks/ingest_bench.py [--kits 10] [--messages 6000]
+    .venv/bin/python benchmarks/ingest_bench.py [--kits 10] [--messages 6000] [--batch-size 1000]
 
 - raw: `batch_write_item` calls of 25 items shaped like raw readings (one per kit message), back
   to back from one thread: the fastest this DynamoDB process takes these writes. Measured before
@@ -65,13 +65,13 @@ def raw_write_rate(client, count: int, table: str) -> float:
 class Bridge:
     """`manage.py ingest` as a process; `stored()` reads its progress lines."""
 
-    def __init__(self, env: dict, log_path: Path):
-        self.env, self.log_path, self.process = env, log_path, None
+    def __init__(self, env: dict, log_path: Path, batch_size: int):
+        self.env, self.log_path, self.batch_size, self.process = env, log_path, batch_size, None
 
     def start(self) -> None:
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "manage.py", "ingest", "--report-every", "0.2"],
+                [sys.executable, "manage.py", "ingest", "--report-every", "0.2", "--batch-size", str(self.batch_size)],
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
@@ -144,6 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kits", type=int, default=10)
     parser.add_argument("--messages", type=int, default=6000, help="per measurement, spread over the kits")
+    parser.add_argument("--batch-size", type=int, default=1000, help="the bridge's --batch-size")
     arguments = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     per_kit = arguments.messages // arguments.kits
@@ -188,6 +189,7 @@ def main() -> None:
                     "PYTHONUNBUFFERED": "1",
                 },
                 work / "ingest.log",
+                arguments.batch_size,
             )
             kits = Kits(broker, kit_ids)
             try:

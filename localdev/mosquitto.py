@@ -94,7 +94,7 @@ class MosquittoBroker:
             "persistence true\n"
             f"persistence_location {self.directory}/\n"
             # The ingest bridge acknowledges a batch only once it is stored: let a batch be big.
-            "max_inflight_messages 1000\n"
+            "max_inflight_messages 5000\n"
             "max_queued_messages 100000\n"
             f"log_dest {log_destination}\n"
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"

@@ -13,7 +13,7 @@ class Command(BaseCommand):
     help = "Subscribe to every kit's measurements and status, and store them (runs until stopped)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--batch-size", type=int, default=500, help="messages stored per DynamoDB round")
+        parser.add_argument("--batch-size", type=int, default=1000, help="messages stored per DynamoDB round")
         parser.add_argument("--report-every", type=float, default=60.0, help="seconds between progress lines")
 
     def handle(self, *args, batch_size, report_every, **options):
