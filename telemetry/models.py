@@ -21,6 +21,7 @@ import logging
 import random
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -181,14 +182,17 @@ def raw_items_put(readings: list[StoredReading]) -> dict[tuple[str, int], str]:
         kit_day, timestamp_ms = raw_key(reading.kit_id, reading.timestamp_ms)
         item = model(kit_day, timestamp_ms, values=reading.values, expires_at=from_ms(timestamp_ms) + retention)
         requests.append({"PutRequest": {"Item": item.serialize()}})
+    batches = [requests[start : start + BATCH_WRITE_LIMIT] for start in range(0, len(requests), BATCH_WRITE_LIMIT)]
+    dynamodb, table_name = client(), model.Meta.table_name
+    # Several batches in flight at once: DynamoDB (and moto) work while we wait on the network.
+    workers = max(1, min(settings.TELEMETRY_WRITE_CONCURRENCY, len(batches)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(lambda batch: _batch_write(dynamodb, table_name, batch), batches))
     failed: dict[tuple[str, int], str] = {}
-    for start in range(0, len(requests), BATCH_WRITE_LIMIT):
-        for request, reason in _batch_write(
-            client(), model.Meta.table_name, requests[start : start + BATCH_WRITE_LIMIT]
-        ):
-            item = request["PutRequest"]["Item"]
-            kit_id = item["kd"]["S"].rpartition("#")[0]
-            failed[(kit_id, int(item["t"]["N"]))] = reason
+    for request, reason in (pair for outcome in outcomes for pair in outcome):
+        item = request["PutRequest"]["Item"]
+        kit_id = item["kd"]["S"].rpartition("#")[0]
+        failed[(kit_id, int(item["t"]["N"]))] = reason
     return failed
 
 

@@ -248,6 +248,8 @@ TELEMETRY_MAX_FUTURE_SECONDS = env.int("TELEMETRY_MAX_FUTURE_SECONDS", default=6
 TELEMETRY_WRITE_MAX_ATTEMPTS = env.int("TELEMETRY_WRITE_MAX_ATTEMPTS", default=8)
 TELEMETRY_WRITE_BACKOFF_BASE_SECONDS = env.float("TELEMETRY_WRITE_BACKOFF_BASE_SECONDS", default=0.05)
 TELEMETRY_WRITE_BACKOFF_MAX_SECONDS = env.float("TELEMETRY_WRITE_BACKOFF_MAX_SECONDS", default=5.0)
+# How many 25-item batches of raw readings one write sends at once (botocore's pool holds 10).
+TELEMETRY_WRITE_CONCURRENCY = env.int("TELEMETRY_WRITE_CONCURRENCY", default=4)
 # boto and PynamoDB say at INFO where they found credentials and endpoints, on every client.
 LOGGING["loggers"].update({"botocore": {"level": "WARNING"}, "pynamodb": {"level": "WARNING"}})
 

@@ -2,6 +2,7 @@
 batching, and what happens when DynamoDB leaves items unprocessed or throttles."""
 
 import math
+import threading
 from datetime import timedelta
 
 import pytest
@@ -127,22 +128,26 @@ class UnprocessedItemsInjector:
     hand them back as UnprocessedItems, as DynamoDB does under load, for the first `calls` calls."""
 
     def __init__(self, per_call: int, calls: int):
-        self.per_call, self.calls, self.held_back = per_call, calls, []
+        self.per_call, self.calls = per_call, calls
         self.client = models.client()
+        self.lock = threading.Lock()
+        self.call = threading.local()  # batches go out from several threads at once
 
     def hold_back(self, params, **kwargs):
-        if self.calls <= 0:
-            self.held_back = []
+        with self.lock:
+            inject = self.calls > 0
+            self.calls -= 1
+        self.call.held_back = []
+        if not inject:
             return
-        self.calls -= 1
         ((table_name, requests),) = params["RequestItems"].items()
-        self.held_back = requests[-self.per_call :]
+        self.call.held_back = requests[-self.per_call :]
         params["RequestItems"] = {table_name: requests[: -self.per_call]}  # these are really not sent
-        self.table_name = table_name
+        self.call.table_name = table_name
 
     def hand_back(self, parsed, **kwargs):
-        if self.held_back:
-            parsed["UnprocessedItems"] = {self.table_name: self.held_back}
+        if getattr(self.call, "held_back", None):
+            parsed["UnprocessedItems"] = {self.call.table_name: self.call.held_back}
 
     def __enter__(self):
         self.client.meta.events.register("provide-client-params.dynamodb.BatchWriteItem", self.hold_back)
