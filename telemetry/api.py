@@ -5,6 +5,7 @@ Who may see the data is exactly who may see the kit: the kit is looked up with
 import csv
 from urllib.parse import urlencode
 
+import orjson
 from django.http import Http404, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -38,6 +39,16 @@ class CSVRenderer(BaseRenderer):
         return data
 
 
+class DataJSONRenderer(JSONRenderer):
+    """JSON through orjson: a year of rollups is thousands of points, and the standard library's
+    encoder spends more time on them than DynamoDB does."""
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if data is None:
+            return b""
+        return orjson.dumps(data, default=str)  # str: lazy translations in error messages
+
+
 class _Echo:
     """A file-like object whose write() hands the line back, so csv.writer can feed a stream."""
 
@@ -46,13 +57,20 @@ class _Echo:
 
 
 def _points_json(series: dict[str, list[selectors.Point]]) -> dict:
+    texts: dict[int, str] = {}  # the sensors of a kit share their timestamps: format each once
+
+    def text(ms: int) -> str:
+        if ms not in texts:
+            texts[ms] = timestamp_text(ms)
+        return texts[ms]
+
     data = {}
     for sensor, points in sorted(series.items()):
         data[sensor] = [
-            {"timestamp": timestamp_text(point.timestamp_ms), "value": point.value}
+            {"timestamp": text(point.timestamp_ms), "value": point.value}
             if point.count is None
             else {
-                "timestamp": timestamp_text(point.timestamp_ms),
+                "timestamp": text(point.timestamp_ms),
                 "value": point.value,
                 "min": point.minimum,
                 "max": point.maximum,
@@ -65,7 +83,7 @@ def _points_json(series: dict[str, list[selectors.Point]]) -> dict:
 
 
 class KitDataApi(APIView):
-    renderer_classes = [JSONRenderer, CSVRenderer]
+    renderer_classes = [DataJSONRenderer, CSVRenderer]
 
     @extend_schema(
         operation_id="kits_data_retrieve",
@@ -194,5 +212,5 @@ class KitDataApi(APIView):
     def finalize_response(self, request, response, *args, **kwargs):
         # Errors are JSON even when CSV was asked for: a person reads them.
         if isinstance(response, Response) and response.status_code >= 400:
-            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), "application/json"
+            request.accepted_renderer, request.accepted_media_type = DataJSONRenderer(), "application/json"
         return super().finalize_response(request, response, *args, **kwargs)
