@@ -279,3 +279,9 @@ DASHBOARD_REFRESH_SECONDS = env.int("DASHBOARD_REFRESH_SECONDS", default=60)
 # than drf-spectacular's all-optional "Patched" copy.
 SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"].append("astroplant_site.openapi.forbid_unknown_request_fields")
 SPECTACULAR_SETTINGS["COMPONENT_SPLIT_PATCH"] = False
+# A task taken by a worker that died (CELERY_TASK_ACKS_LATE) goes back to the queue once it has
+# been out this long: the Redis / SQS "visibility timeout". Longer than any retry countdown
+# (PROVISIONING_RETRY_MAX_SECONDS), or a task waiting for its retry would be handed out twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=900)}
+# How often beat runs kits.provisioning_sweep (seconds).
+CELERY_BEAT_SCHEDULE["kits-provisioning-sweep"]["schedule"] = env.float("PROVISIONING_SWEEP_SECONDS", default=300.0)
