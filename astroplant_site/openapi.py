@@ -20,3 +20,33 @@ def add_common_error_responses(result, generator, request, public):
                     {"description": "The body is not JSON (send Content-Type: application/json).", "content": error},
                 )
     return result
+
+
+def forbid_unknown_request_fields(result, generator, request, public):
+    """Every request body refuses fields it does not know (kits.serializers.StrictInputSerializer):
+    the schema says so with `additionalProperties: false` on each body and each object in it."""
+    components = result.get("components", {}).get("schemas", {})
+    seen: set[str] = set()
+
+    def close(schema: dict) -> None:
+        reference = schema.get("$ref", "")
+        if reference:
+            name = reference.rsplit("/", 1)[-1]
+            if name not in seen and name in components:
+                seen.add(name)
+                close(components[name])
+            return
+        if schema.get("type") == "object" and "properties" in schema:
+            schema["additionalProperties"] = False
+        nested = list(schema.get("properties", {}).values())
+        if "items" in schema:
+            nested.append(schema["items"])
+        for part in nested:
+            close(part)
+
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict):
+                for content in operation.get("requestBody", {}).get("content", {}).values():
+                    close(content.get("schema", {}))
+    return result

@@ -3,7 +3,7 @@ one selector or service, and shapes the output; permission scoping lives in the 
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotAuthenticated
+from rest_framework.exceptions import NotAuthenticated, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -47,9 +47,39 @@ def _kit_output(request, kit) -> dict:
 
 
 class KitPagination(PageNumberPagination):
+    """`?page=` and `?page_size=`. A page size that is not a whole number from 1 to 200 is refused
+    with a 400 saying so (DRF would quietly use the default); a page that is not a whole number or
+    does not exist is a 404."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def get_page_size(self, request):
+        text = request.query_params.get(self.page_size_query_param)
+        if text is None:
+            return self.page_size
+        if not (text.isascii() and text.isdigit() and len(text) <= 9 and 1 <= int(text) <= self.max_page_size):
+            raise ValidationError(
+                {"page_size": [f"Use a whole number from 1 to {self.max_page_size}, not '{text[:50]}'."]}
+            )
+        return int(text)
+
+    last_page_strings = ()  # `?page=last` is not a page number
+
+    def get_page_number(self, request, paginator):
+        # DRF reads an empty `?page=` as page 1; it is no page number either: 404 "Invalid page."
+        return request.query_params.get(self.page_query_param, 1)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        bounds = {
+            self.page_query_param: {"minimum": 1},
+            self.page_size_query_param: {"minimum": 1, "maximum": self.max_page_size},
+        }
+        for parameter in parameters:
+            parameter["schema"].update(bounds.get(parameter["name"], {}))
+        return parameters
 
 
 class KitListApi(GenericAPIView):
@@ -60,7 +90,7 @@ class KitListApi(GenericAPIView):
         operation_id="kits_list",
         summary="List the kits you may see",
         description="Public kits for anyone; a grower's own kits too; every kit for staff. Paginated.",
-        responses={200: KitOutputSerializer(many=True), 404: NOT_FOUND},
+        responses={200: KitOutputSerializer(many=True), 400: BAD_INPUT, 404: NOT_FOUND},
     )
     def get(self, request):
         kits = selectors.kits_visible_to(request.user)

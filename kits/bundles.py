@@ -69,6 +69,15 @@ def bundle_save(*, kit_id: str, fingerprint: str, content: bytes) -> str:
     return storage.save(name, ContentFile(content))
 
 
+def bundle_names_of_kit(kit_id: str) -> list[str]:
+    """Every bundle stored for the kit, recorded or not (a crash can leave one behind)."""
+    try:
+        _, files = bundle_storage().listdir(kit_id)
+    except FileNotFoundError:  # the local storage has no folder until the kit's first bundle
+        return []
+    return [f"{kit_id}/{name}" for name in files]
+
+
 def bundle_open(name: str):
     return bundle_storage().open(name, "rb")
 

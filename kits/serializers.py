@@ -21,10 +21,46 @@ class StrictInputSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class SensorSerializer(StrictInputSerializer):
+# The JSON types each kind of field takes. DRF alone would turn `false` into 0.0 and `1` into "1":
+# a value of the wrong type is refused instead, as the schema says, with the field's own message.
+JSON_TYPES: list[tuple[type, tuple[type, ...]]] = [
+    (serializers.BooleanField, (bool,)),
+    (serializers.FloatField, (int, float)),
+    (serializers.CharField, (str,)),
+]
+
+
+class JsonBodySerializer(StrictInputSerializer):
+    """A JSON request body: unknown fields and values of the wrong JSON type are refused."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            wrong = {}
+            for name, value in data.items():
+                field = self.fields.get(name)
+                if field is None or value is None:
+                    continue  # unknown fields and nulls have their own messages
+                for kind, types in JSON_TYPES:
+                    if isinstance(field, kind):
+                        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+                            wrong[name] = [field.error_messages["invalid"]]
+                        break
+                # DRF trims a string before checking its length; the schema's maxLength is the
+                # length sent, so "  name" one over the limit is refused, not trimmed into it.
+                limit = getattr(field, "max_length", None)
+                if name not in wrong and isinstance(value, str) and limit and len(value) > limit:
+                    wrong[name] = [field.error_messages["max_length"].format(max_length=limit)]
+            if wrong:
+                raise serializers.ValidationError(wrong)
+        return super().to_internal_value(data)
+
+
+class SensorSerializer(JsonBodySerializer):
+    # Identifiers and addresses are checked as sent (DRF would trim " co2" into a valid key first).
     key = serializers.RegexField(
         r"^[a-z][a-z0-9_]{0,39}$",
         max_length=40,
+        trim_whitespace=False,
         error_messages={"invalid": "Use 1 to 40 lower-case letters, digits and underscores, starting with a letter."},
     )
     quantity = serializers.ChoiceField(choices=Quantity.choices)
@@ -49,25 +85,28 @@ class SensorListField(serializers.ListField):
         return [SensorSpec(**sensor) for sensor in super().to_internal_value(data)]
 
 
-class KitCreateInputSerializer(StrictInputSerializer):
+class KitCreateInputSerializer(JsonBodySerializer):
     id = serializers.CharField(
         required=False,
         allow_blank=True,
         max_length=KIT_ID_MAX_LENGTH,
+        trim_whitespace=False,
         validators=[kit_id_validator],
         help_text="URL-safe serial; leave out to have one generated such as k-7f3a-c21e.",
     )
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
-    admin = serializers.EmailField(required=False, allow_blank=True, help_text="The kit's admin e-mail.")
+    admin = serializers.EmailField(
+        required=False, allow_blank=True, trim_whitespace=False, help_text="The kit's admin e-mail."
+    )
     public = serializers.BooleanField(required=False, default=False)
     sensors = SensorListField(required=False, default=list)
 
 
-class KitUpdateInputSerializer(StrictInputSerializer):
+class KitUpdateInputSerializer(JsonBodySerializer):
     name = serializers.CharField(max_length=100, required=False)
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    admin = serializers.EmailField(required=False, allow_blank=True)
+    admin = serializers.EmailField(required=False, allow_blank=True, trim_whitespace=False)
     public = serializers.BooleanField(required=False)
     sensors = SensorListField(required=False, help_text="Replaces all of the kit's sensors.")
 
@@ -133,12 +172,12 @@ class KitOutputSerializer(serializers.Serializer):
         }
 
 
-class MemberInputSerializer(StrictInputSerializer):
+class MemberInputSerializer(JsonBodySerializer):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class MemberRoleInputSerializer(StrictInputSerializer):
+class MemberRoleInputSerializer(JsonBodySerializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
@@ -151,7 +190,7 @@ class MemberOutputSerializer(serializers.ModelSerializer):
         fields = ["username", "role", "since"]
 
 
-class TokenInputSerializer(StrictInputSerializer):
+class TokenInputSerializer(JsonBodySerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
 

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from . import aws_iot, bundles
 from .certificates import CertificateAuthority, device_certificate_issue, project_authority
@@ -313,7 +314,8 @@ def kit_provisioning_give_up(*, kit_id: str, reason: str) -> None:
 def kits_provisioning_sweep() -> list[str]:
     """Queue again the kits whose work seems lost: `pending` for longer than
     PROVISIONING_STALE_SECONDS (say the broker was down when they were registered), or
-    `provisioning` that long with no worker holding them. Returns their ids."""
+    `provisioning` that long with no worker holding them. A kit queued again is not queued
+    again before another PROVISIONING_STALE_SECONDS pass. Returns their ids."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.PROVISIONING_STALE_SECONDS)
     unheld = Q(provisioning_lease_expires_at__isnull=True) | Q(provisioning_lease_expires_at__lt=now)
@@ -333,8 +335,17 @@ def kits_provisioning_sweep() -> list[str]:
             work = "rotate_certificate"
         else:
             work = "provision"
-        _enqueue_after_commit(work, kit_id)
-        queued.append(kit_id)
+        # Restart the kit's clock: the next sweeps leave it to the worker for another
+        # PROVISIONING_STALE_SECONDS instead of queueing it again every time while it waits.
+        with transaction.atomic():
+            restarted = (
+                Kit.objects.filter(pk=kit_id)
+                .filter(waiting & long_ago)
+                .update(provisioning_status_changed_at=timezone.now())
+            )
+            if restarted:  # else a worker took it meanwhile
+                _enqueue_after_commit(work, kit_id)
+                queued.append(kit_id)
     return queued
 
 
@@ -382,6 +393,12 @@ def _certificate_in_setup(kit: Kit) -> KitCertificate | None:
 def _certificate_issue(kit: Kit) -> KitCertificate:
     """A new key and certificate, their bundle saved in private storage, then the row that
     remembers them (its unique constraint stops a racing second issue)."""
+    # A bundle no certificate row names was saved by an attempt that died before recording it:
+    # its key will never be used, and a private key must not lie around.
+    recorded = set(kit.certificates.exclude(bundle_path="").values_list("bundle_path", flat=True))
+    for name in bundles.bundle_names_of_kit(kit.id):
+        if name not in recorded:
+            bundles.bundle_delete(name)
     authority = project_authority()
     issued = device_certificate_issue(
         authority=authority, common_name=kit.thing_name, valid_days=settings.IOT_DEVICE_CERTIFICATE_DAYS
@@ -568,12 +585,25 @@ def _enqueue_after_commit(work: str, kit_id: str) -> None:
     provisioning sweep queues the kit again later."""
     from . import tasks  # tasks import this module
 
-    task = {
-        "provision": tasks.kit_provision_task,
-        "rotate_certificate": tasks.kit_certificate_rotate_task,
-        "decommission": tasks.kit_decommission_task,
+    task, what = {
+        "provision": (tasks.kit_provision_task, "provisioning"),
+        "rotate_certificate": (tasks.kit_certificate_rotate_task, "certificate rotation"),
+        "decommission": (tasks.kit_decommission_task, "decommissioning"),
     }[work]
-    transaction.on_commit(lambda: task.delay(kit_id), robust=True)
+
+    def enqueue() -> None:
+        try:
+            task.delay(kit_id)
+        except OperationalError as error:  # the broker is unreachable
+            logger.warning(
+                "Could not queue the %s of kit %s: the Celery broker is unreachable (%s). The provisioning "
+                "sweep queues it again once the broker is back.",
+                what,
+                kit_id,
+                error,
+            )
+
+    transaction.on_commit(enqueue, robust=True)  # robust: any other failure is logged, never the admin's
 
 
 def kits_provisioning_restart_local() -> list[str]:

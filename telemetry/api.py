@@ -99,14 +99,22 @@ class KitDataApi(APIView):
             "unit; a raw range is streamed whole, without pages. Anyone who may see the kit may see its data."
         ),
         parameters=[
-            OpenApiParameter("last", int, description="Latest mode: points per sensor, 1 to 1000 (default 1)."),
+            OpenApiParameter(
+                "last",
+                {"type": "integer", "minimum": 1, "maximum": selectors.LAST_MAX},
+                description="Latest mode: points per sensor, 1 to 1000 (default 1).",
+            ),
             OpenApiParameter(
                 "from", OpenApiTypes.DATETIME, description="Start of the range, ISO 8601 (inclusive); `Z` for UTC."
             ),
             OpenApiParameter("to", OpenApiTypes.DATETIME, description="End of the range (exclusive); default now."),
             OpenApiParameter("sensor", str, description="Only these sensors, comma-separated: `temperature,co2`."),
             OpenApiParameter("resolution", str, enum=RESOLUTIONS, description="Default auto."),
-            OpenApiParameter("page_size", int, description="Raw ranges: readings (instants) per page, 1 to 10000."),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": selectors.RAW_PAGE_SIZE_MAX},
+                description="Raw ranges: readings (instants) per page, 1 to 10000.",
+            ),
             OpenApiParameter("cursor", str, description="Raw ranges: the page to read; take it from the Link header."),
             OpenApiParameter("format", str, enum=["json", "csv"], description="Default json."),
             OpenApiParameter(

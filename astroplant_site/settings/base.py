@@ -274,3 +274,16 @@ INGEST_MAX_AGE_DAYS = env.int("INGEST_MAX_AGE_DAYS", default=30)
 DASHBOARD_ONLINE_WITHIN_MINUTES = env.int("DASHBOARD_ONLINE_WITHIN_MINUTES", default=5)
 # How often a kit page showing the last hour fetches new readings by itself.
 DASHBOARD_REFRESH_SECONDS = env.int("DASHBOARD_REFRESH_SECONDS", default=60)
+
+# --- Hardening (issue 7) ---------------------------------------------------------------------
+# The API's schema says exactly what it accepts: request bodies refuse unknown fields, and a PATCH
+# body has the same required fields as the serializer the view uses (the member's `role`), rather
+# than drf-spectacular's all-optional "Patched" copy.
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"].append("astroplant_site.openapi.forbid_unknown_request_fields")
+SPECTACULAR_SETTINGS["COMPONENT_SPLIT_PATCH"] = False
+# A task taken by a worker that died (CELERY_TASK_ACKS_LATE) goes back to the queue once it has
+# been out this long: the Redis / SQS "visibility timeout". Longer than any retry countdown
+# (PROVISIONING_RETRY_MAX_SECONDS), or a task waiting for its retry would be handed out twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=900)}
+# How often beat runs kits.provisioning_sweep (seconds).
+CELERY_BEAT_SCHEDULE["kits-provisioning-sweep"]["schedule"] = env.float("PROVISIONING_SWEEP_SECONDS", default=300.0)

@@ -24,7 +24,13 @@ def staff_client(make_client, users):
         ({}, "name", "required"),
         ({"name": ""}, "name", "blank"),
         ({"name": "x" * 101}, "name", "100"),
-        ({"name": 5}, None, None),  # numbers are coerced to text by design: accepted
+        ({"name": 5}, "name", "valid string"),  # the schema says a string: a number is refused, not coerced
+        ({"name": "Kit", "public": 1}, "public", "boolean"),
+        (
+            {"name": "Kit", "sensors": [{"key": "t", "quantity": "temperature", "unit": "C", "max_value": False}]},
+            "sensors[0].max_value",
+            "number",
+        ),
         ({"name": ["a"]}, "name", "valid string"),
         ({"name": "Kit", "id": "Has Spaces"}, "id", "lower-case"),
         ({"name": "Kit", "id": "-leading"}, "id", "lower-case"),
@@ -149,6 +155,16 @@ def test_member_changes_with_bad_input(make_client, users, private_kit, method, 
     assert response.status_code == status
     assert words in str(response.json()).lower()
     assert _state() == before
+
+
+@pytest.mark.parametrize("query", ["?page_size=0", "?page_size=201", "?page_size=abc", "?page_size="])
+def test_a_page_size_out_of_range_is_400_saying_so(make_client, users, private_kit, query):
+    response = make_client(users["owner"]).get(f"/kits{query}")
+
+    assert response.status_code == 400
+    assert response.json()["errors"]["page_size"] == [
+        f"Use a whole number from 1 to 200, not '{query.partition('=')[2]}'."
+    ]
 
 
 @pytest.mark.parametrize("query", ["?page=0", "?page=99", "?page=abc"])

@@ -330,6 +330,38 @@ def test_the_sweep_requeues_kits_left_pending_too_long(unique_kit_id, settings):
     assert fresh.id not in services.kits_provisioning_sweep()
 
 
+def test_a_kit_queued_again_by_the_sweep_is_left_to_the_worker_for_a_while(unique_kit_id, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    # Given a kit pending for an hour, which the sweep has just queued again
+    settings.PROVISIONING_STALE_SECONDS = 600
+    kit = register(unique_kit_id())
+    Kit.objects.filter(pk=kit.id).update(provisioning_status_changed_at=timezone.now() - timedelta(hours=1))
+    assert services.kits_provisioning_sweep() == [kit.id]
+
+    # When the sweep runs again before a worker got to it (a backlog), then it is not queued twice
+    assert kit.id not in services.kits_provisioning_sweep()
+    # but it is once another stale period has passed
+    Kit.objects.filter(pk=kit.id).update(provisioning_status_changed_at=timezone.now() - timedelta(seconds=601))
+    assert services.kits_provisioning_sweep() == [kit.id]
+
+
+def test_a_bundle_left_by_an_attempt_that_died_before_recording_it_is_deleted(moto_server, unique_kit_id):
+    # Given an attempt saved a bundle (with a private key) and died before its certificate row
+    kit = register(unique_kit_id())
+    orphan = bundles.bundle_save(kit_id=kit.id, fingerprint="0" * 64, content=b"a bundle with a private key")
+    assert bundles.bundle_names_of_kit(kit.id) == [orphan]
+
+    # When the kit is provisioned again
+    services.kit_provision(kit_id=kit.id)
+
+    # Then only the bundle of its active certificate is kept
+    kit.refresh_from_db()
+    assert bundles.bundle_names_of_kit(kit.id) == [kit.certificates.get().bundle_path]
+
+
 def test_make_run_reprovisions_every_kit_in_its_fresh_local_aws(iot, unique_kit_id, settings):
     # Given a kit that was active in an earlier `make run`, whose moto_server has since gone
     kit = register(unique_kit_id())
