@@ -284,6 +284,7 @@ SPECTACULAR_SETTINGS["COMPONENT_SPLIT_PATCH"] = False
 # A task taken by a worker that died (CELERY_TASK_ACKS_LATE) goes back to the queue once it has
 # been out this long: the Redis / SQS "visibility timeout". Longer than any retry countdown
 # (PROVISIONING_RETRY_MAX_SECONDS), or a task waiting for its retry would be handed out twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=900)}
+# (Applied to Redis and SQS brokers in astroplant_site/celery.py.)
+CELERY_VISIBILITY_TIMEOUT_SECONDS = env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=900)
 # How often beat runs kits.provisioning_sweep (seconds).
 CELERY_BEAT_SCHEDULE["kits-provisioning-sweep"]["schedule"] = env.float("PROVISIONING_SWEEP_SECONDS", default=300.0)
