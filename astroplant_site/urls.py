@@ -1,6 +1,7 @@
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import dashboard
 from .auth_api import TokenApi, TokenRevokeApi
@@ -31,7 +32,13 @@ urlpatterns = [
     path("auth/token", TokenApi.as_view(), name="auth-token"),
     path("auth/token/revoke", TokenRevokeApi.as_view(), name="auth-token-revoke"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The split view serves its start-up script as a file (the Content-Security-Policy allows no inline
+    # script); Swagger UI sets inline styles as it draws, allowed on this page alone.
+    path(
+        "api/docs/",
+        csp_update({"style-src": ["'unsafe-inline'"]})(SpectacularSwaggerSplitView.as_view(url_name="schema")),
+        name="api-docs",
+    ),
     path("healthz", healthz, name="healthz"),
     # Before kits.urls: /kits/<id>/data is telemetry's, not a kit sub-resource of kits/.
     path("", include("telemetry.urls")),

@@ -288,3 +288,21 @@ SPECTACULAR_SETTINGS["COMPONENT_SPLIT_PATCH"] = False
 CELERY_VISIBILITY_TIMEOUT_SECONDS = env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=900)
 # How often beat runs kits.provisioning_sweep (seconds).
 CELERY_BEAT_SCHEDULE["kits-provisioning-sweep"]["schedule"] = env.float("PROVISIONING_SWEEP_SECONDS", default=300.0)
+# Content-Security-Policy (django-csp): pages may load scripts, styles, images and API answers from
+# this site only, and nothing inline, so injected markup cannot run. The dashboard, the admin and the
+# API docs (SpectacularSwaggerSplitView: no inline script) serve everything themselves.
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],  # Swagger UI's and the admin's icons are data: URIs
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}

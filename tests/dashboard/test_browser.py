@@ -192,7 +192,9 @@ def test_the_last_hour_refreshes_by_itself(open_browser, greenhouse, write_readi
 
     write_readings(kit, [utc_now() - timedelta(seconds=5)])
 
-    page.wait_for_function("document.getElementById('chart-temperature').dataset.pointCount === '61'")
+    # A function, not an expression: Playwright evaluates an expression with eval(), which the page's
+    # Content-Security-Policy forbids.
+    page.wait_for_function("() => document.getElementById('chart-temperature').dataset.pointCount === '61'")
     assert drawn_point_counts(page) == dict.fromkeys(SENSORS, 61)
 
 
