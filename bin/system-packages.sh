@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages named as arguments where they are missing, e.g.
-#   bin/system-packages.sh mosquitto npm      (the product: MQTT broker, the chart library's build)
+#   bin/system-packages.sh mosquitto npm redis-server   (the product: MQTT broker, chart build, Celery broker)
 #   bin/system-packages.sh chromium           (the browser tests)
 # Needs root, as on this project's machines.
 set -euo pipefail
@@ -10,6 +10,7 @@ present() {
     mosquitto) command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] ;;
     chromium) [ -x /usr/bin/chromium ] ;;
     npm) command -v npm >/dev/null 2>&1 ;;
+    redis-server) command -v redis-server >/dev/null 2>&1 ;;
     *) dpkg -s "$1" >/dev/null 2>&1 ;;
   esac
 }
