@@ -16,7 +16,6 @@ Ratios = messages/s ÷ raw items/s (aim: at least 0.7).
 """
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.ingest_world import bridge_environment, local_product_prepare  # noqa: E402
 from localdev.moto import MotoServer  # noqa: E402
 
 STORED = re.compile(r"(\d+) messages: (\d+) readings stored")
@@ -150,44 +150,19 @@ def main() -> None:
     per_kit = arguments.messages // arguments.kits
     total = per_kit * arguments.kits
     with MotoServer() as moto:
-        os.environ.update(moto.client_env())
-        os.environ.update(
-            DJANGO_SETTINGS_MODULE="astroplant_site.settings.local",
-            DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}",
-            IOT_CA_DIR=str(work / "ca"),
-            DYNAMODB_TABLE_PREFIX="bench-",
-        )
-        import django
-
-        django.setup()
+        kit_ids = local_product_prepare(moto=moto, work=work, prefix="bench", kit_count=arguments.kits)
         import boto3
-        from django.core.management import call_command
 
-        from kits import services
         from kits.certificates import project_authority
         from localdev.mosquitto import MosquittoBroker
 
-        call_command("migrate", verbosity=0)
-        call_command("dynamodb_setup", verbosity=0)
-        kit_ids = [f"bench-kit-{n}" for n in range(arguments.kits)]
-        for kit_id in kit_ids:
-            services.kit_register(id=kit_id, name=kit_id)
         dynamodb = boto3.client("dynamodb")
 
         print(f"raw: batch_write_item of {total} items...", flush=True)
         raw_rates = [raw_write_rate(dynamodb, total, "bench-raw-before")]
         with MosquittoBroker(authority=project_authority(), directory=work / "mosquitto") as broker:
-            bridge_files = broker.client_credentials("astroplant.ingest")
             bridge = Bridge(
-                {
-                    **os.environ,
-                    "INGEST_MQTT_HOST": "localhost",
-                    "INGEST_MQTT_PORT": str(broker.port),
-                    "INGEST_CERTIFICATE_FILE": str(bridge_files.certificate),
-                    "INGEST_PRIVATE_KEY_FILE": str(bridge_files.private_key),
-                    "INGEST_ROOT_CA_FILE": str(bridge_files.root_ca),
-                    "PYTHONUNBUFFERED": "1",
-                },
+                bridge_environment(broker),
                 work / "ingest.log",
                 arguments.batch_size,
             )

@@ -23,7 +23,6 @@ throughput, and its memory does not keep growing.
 
 import argparse
 import bisect
-import os
 import re
 import shutil
 import statistics
@@ -37,7 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from localdev.moto import MotoServer  # noqa: E402 (the path above first)
+from benchmarks.ingest_world import bridge_environment, local_product_prepare  # noqa: E402 (the path above first)
+from localdev.moto import MotoServer  # noqa: E402
 
 REPORT = re.compile(r"^(\S+ \S+) INFO telemetry\.ingest: Ingest: (\d+) messages: (\d+) readings stored", re.M)
 
@@ -144,41 +144,14 @@ def main() -> None:
     work.mkdir(parents=True)
 
     with MotoServer() as moto:
-        os.environ.update(
-            moto.client_env(),
-            DJANGO_SETTINGS_MODULE="astroplant_site.settings.local",
-            DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}",
-            CELERY_BROKER_URL=f"sqla+sqlite:///{work / 'broker.sqlite3'}",  # registrations queue here, unread
-            IOT_CA_DIR=str(work / "ca"),
-            DYNAMODB_TABLE_PREFIX="soak-",
-        )
-        import django
-
-        django.setup()
+        kit_ids = local_product_prepare(moto=moto, work=work, prefix="soak", kit_count=arguments.kits)
         import paho.mqtt.client as mqtt
-        from django.core.management import call_command
 
-        from kits import services
         from kits.certificates import project_authority
         from localdev.mosquitto import MosquittoBroker
 
-        call_command("migrate", verbosity=0)
-        call_command("dynamodb_setup", verbosity=0)
-        kit_ids = [f"soak-kit-{n}" for n in range(arguments.kits)]
-        for kit_id in kit_ids:
-            services.kit_register(id=kit_id, name=kit_id)
-
         with MosquittoBroker(authority=project_authority(), directory=work / "mosquitto") as broker:
-            bridge_files = broker.client_credentials("astroplant.ingest")
-            env = {
-                **os.environ,
-                "INGEST_MQTT_HOST": "localhost",
-                "INGEST_MQTT_PORT": str(broker.port),
-                "INGEST_CERTIFICATE_FILE": str(bridge_files.certificate),
-                "INGEST_PRIVATE_KEY_FILE": str(bridge_files.private_key),
-                "INGEST_ROOT_CA_FILE": str(bridge_files.root_ca),
-                "PYTHONUNBUFFERED": "1",
-            }
+            env = bridge_environment(broker)
             log_path = work / "ingest.log"
             with open(log_path, "w") as log:
                 bridge = subprocess.Popen(
