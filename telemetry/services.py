@@ -6,6 +6,7 @@ import functools
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -70,6 +71,12 @@ def telemetry_tables_setup() -> list[str]:
     return models.tables_setup()
 
 
+def telemetry_tables_missing() -> list[str]:
+    """The names of the telemetry tables that do not exist yet (run `dynamodb_setup`). Raises
+    TelemetryUnavailable if DynamoDB cannot be reached."""
+    return models.tables_missing()
+
+
 def readings_write(*, readings: Iterable[Reading]) -> WriteSummary:
     """Stores `readings` and brings each kit's latest state and hourly and daily rollups up to date.
 
@@ -120,12 +127,11 @@ def readings_write(*, readings: Iterable[Reading]) -> WriteSummary:
             if written[kit_id]:
                 recount = {ms - ms % HOUR_MS for ms in written[kit_id] if (kit_id, ms) in existing}
                 changes[kit_id] = _kit_changes(kit_id, written[kit_id], recount)
-        for kit_ids, error in _changes_commit(changes, derived):
+        for kit_id, error in _changes_commit(changes, derived).items():
             reason = (
                 f"Stored, but the kit's latest state and rollups could not be updated ({error.message}); write it again"
             )
-            for kit_id in kit_ids:
-                failed.extend(FailedReading(accepted[(kit_id, ms)][0], reason) for ms in written.pop(kit_id))
+            failed.extend(FailedReading(accepted[(kit_id, ms)][0], reason) for ms in written.pop(kit_id))
         stored = sum(len(by_time) for by_time in written.values())
         unchanged_count = sum(1 for kit_id, by_time in written.items() for ms in by_time if (kit_id, ms) in unchanged)
     if failed:
@@ -244,41 +250,43 @@ def _latest_apply(item: LatestState, *, written: dict[int, dict[str, float]]) ->
 
 def _changes_commit(
     changes: dict[str, list[_Change]], stored: dict[models.DerivedKey, LatestState | RollupPeriod]
-) -> list[tuple[list[str], TelemetryUnavailable]]:
-    """Applies every kit's changes and saves them in as few transactions as DynamoDB allows,
-    each saved only if nobody wrote its items meanwhile; on a conflict the items are read again
-    and the changes applied afresh. A kit's changes keep their order across transactions.
-    Returns the kits whose changes could not be saved, with the reason."""
-    failures = []
-    for batch in _transactions(changes):
-        items = {change.key: stored.get(change.key) or models.derived_item_new(change.key) for change in batch}
+) -> dict[str, TelemetryUnavailable]:
+    """Applies every kit's changes and saves them, kits side by side. Returns the kits whose
+    changes could not be saved, with the reason."""
+    workers = max(1, min(settings.TELEMETRY_WRITE_CONCURRENCY, len(changes)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {
+            kit_id: pool.submit(_kit_changes_commit, kit_changes, stored) for kit_id, kit_changes in changes.items()
+        }
+    failures = {}
+    for kit_id, future in futures.items():
         try:
-            for attempt in range(1, CONFLICT_RETRIES + 1):
-                to_save = [items[change.key] for change in batch if change.apply(items[change.key])]
-                if not to_save or models.derived_items_save(to_save):
-                    break
-                models.backoff_sleep(attempt)
-                fresh = models.derived_items_get(items)
-                items = {key: fresh.get(key) or models.derived_item_new(key) for key in items}
-            else:
-                raise TelemetryUnavailable(f"the items kept changing under us; gave up after {CONFLICT_RETRIES} tries")
+            future.result()
         except TelemetryUnavailable as error:
-            failures.append((sorted({change.key[1] for change in batch}), error))
+            failures[kit_id] = error
     return failures
 
 
-def _transactions(changes: dict[str, list[_Change]]) -> list[list[_Change]]:
-    """Packs the kits' changes into transactions of at most TRANSACTION_LIMIT items, keeping a
-    kit's changes together where they fit and in order where they do not."""
-    batches: list[list[_Change]] = [[]]
-    for kit_changes in changes.values():
-        if len(batches[-1]) + len(kit_changes) > models.TRANSACTION_LIMIT:
-            batches.append([])
-        for change in kit_changes:
-            if len(batches[-1]) == models.TRANSACTION_LIMIT:
-                batches.append([])
-            batches[-1].append(change)
-    return [batch for batch in batches if batch]
+def _kit_changes_commit(
+    kit_changes: list[_Change], stored: dict[models.DerivedKey, LatestState | RollupPeriod]
+) -> None:
+    """Saves one kit's changes in their order, each item only if nobody saved it since it was
+    read; on a conflict that item is read again and its change applied afresh.
+
+    One item at a time, not one transaction: the order alone keeps the kit right. Were the
+    writer to stop half-way, the latest state already says its readings are written, so the
+    retry recounts their hours from the raw readings instead of adding them twice; daily
+    buckets are always recomputed from hourly ones. It also costs half the write units of a
+    transaction. Stops at the first item it cannot save, as later ones derive from it."""
+    for change in kit_changes:
+        item = stored.get(change.key) or models.derived_item_new(change.key)
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            if not change.apply(item) or models.derived_item_save(item):
+                break
+            models.backoff_sleep(attempt)
+            item = models.derived_items_get([change.key]).get(change.key) or models.derived_item_new(change.key)
+        else:
+            raise TelemetryUnavailable(f"the items kept changing under us; gave up after {CONFLICT_RETRIES} tries")
 
 
 def _slots_apply(

@@ -12,7 +12,7 @@ from kits.models import Kit
 from telemetry import models, selectors
 from telemetry.exceptions import ReadingsNotStored
 from telemetry.services import Reading, readings_write
-from telemetry.timebuckets import HOUR_MS, Resolution, to_ms
+from telemetry.timebuckets import HOUR_MS, Resolution, day_name, from_ms, to_ms
 
 from .conftest import minutely
 
@@ -261,38 +261,102 @@ def test_a_concurrent_writer_of_the_same_kit_loses_no_update(telemetry_tables, t
             interrupted.append(True)
             readings_write(readings=theirs)
 
-    models.client().meta.events.register("before-call.dynamodb.TransactWriteItems", competing_write)
+    models.client().meta.events.register("before-call.dynamodb.PutItem", competing_write)
     try:
         # when we write the first half-hour
         readings_write(readings=ours)
     finally:
-        models.client().meta.events.unregister("before-call.dynamodb.TransactWriteItems", competing_write)
+        models.client().meta.events.unregister("before-call.dynamodb.PutItem", competing_write)
 
-    # then our first save was refused, we read again and saved again: the hour counts all 60
+    # then each of our three saves (latest, hour, day) was refused once and read again; the hour
+    # and the day were saved again and count all 60; the latest needed no change, theirs is newer
     assert interrupted
-    assert sum(1 for name, _ in dynamodb_calls if name == "TransactWriteItems") == 3  # theirs, ours refused, ours
+    puts = [params["TableName"].rpartition("telemetry-")[2] for name, params in dynamodb_calls if name == "PutItem"]
+    assert puts == [
+        "latest",  # ours, refused
+        *("latest", "rollups", "rollups"),  # theirs
+        *("rollups", "rollups", "rollups", "rollups"),  # ours: the hour refused and saved, the day the same
+    ]
     assert hour_point(two_days_ago).count == 60
+    (day,) = selectors.rollups_range(
+        kit=KIT, start_ms=to_ms(two_days_ago), end_ms=to_ms(two_days_ago) + HOUR_MS, resolution=Resolution.DAY
+    )["temperature"]
+    assert day.count == 60
     latest = selectors.readings_latest(kit=KIT)
     assert latest["temperature"][0].timestamp_ms == to_ms(theirs[-1].timestamp)
 
 
-def test_a_connection_dropped_while_saving_rollups_is_a_transient_failure(telemetry_tables, two_days_ago):
-    """Found by the end-to-end test: DynamoDB cut off during the latest-state and rollup
-    transaction must read as 'unavailable, try again', never crash the caller."""
+def _drop_puts_to(table_suffix: str):
+    """A botocore hook that cuts the connection of every PutItem into the table whose name ends
+    with `table_suffix`, as when DynamoDB goes away mid-write."""
     from botocore.exceptions import ConnectionClosedError
 
+    def drop(params, **kwargs):
+        if params["TableName"].endswith(table_suffix):
+            raise ConnectionClosedError(endpoint_url="http://127.0.0.1/")
+
+    return drop
+
+
+def test_a_connection_dropped_while_saving_rollups_is_a_transient_failure(telemetry_tables, two_days_ago):
+    """Found by the end-to-end test: DynamoDB cut off while the latest state and rollups are
+    saved must read as 'unavailable, try again', never crash the caller."""
     from telemetry.exceptions import TelemetryUnavailable
 
-    def drop(**kwargs):
-        raise ConnectionClosedError(endpoint_url="http://127.0.0.1/")
-
+    drop = _drop_puts_to("telemetry-latest")
     client = models.client()
-    client.meta.events.register("before-send.dynamodb.TransactWriteItems", drop)
+    client.meta.events.register("provide-client-params.dynamodb.PutItem", drop)
     try:
         with pytest.raises((TelemetryUnavailable, ReadingsNotStored)):
             readings_write(readings=minutely("tx-kit", two_days_ago, 3))
     finally:
-        client.meta.events.unregister("before-send.dynamodb.TransactWriteItems", drop)
+        client.meta.events.unregister("provide-client-params.dynamodb.PutItem", drop)
 
     summary = readings_write(readings=minutely("tx-kit", two_days_ago, 3))  # DynamoDB is back
     assert summary.stored == 3
+
+
+def test_a_write_cut_off_between_latest_state_and_rollups_counts_each_reading_once_on_retry(
+    telemetry_tables, two_days_ago
+):
+    # given a write whose raw readings and latest state were saved, but not its rollups
+    # (DynamoDB went away between the two)
+    first, second = minutely("k-test", two_days_ago, 40)[:20], minutely("k-test", two_days_ago, 40)[20:]
+    readings_write(readings=first)
+    drop = _drop_puts_to("telemetry-rollups")
+    models.client().meta.events.register("provide-client-params.dynamodb.PutItem", drop)
+    try:
+        with pytest.raises(ReadingsNotStored) as raised:
+            readings_write(readings=second)
+    finally:
+        models.client().meta.events.unregister("provide-client-params.dynamodb.PutItem", drop)
+    assert "could not be updated" in raised.value.failed[0].reason
+    assert selectors.readings_latest(kit=KIT)["temperature"][0].timestamp_ms == to_ms(second[-1].timestamp)
+    assert hour_point(two_days_ago).count == 20  # the rollups missed the second write
+
+    # when the same readings are written again, as the ingest bridge does with a failed batch
+    readings_write(readings=second)
+
+    # then the hour is recounted from the raw readings: each of the 40 counted once
+    point = hour_point(two_days_ago)
+    assert point.count == 40
+    assert point.minimum == 20.0 and point.maximum == pytest.approx(23.9)
+
+
+def test_raw_items_are_what_the_pynamodb_model_would_store(settings):
+    # given readings with values of every shape a float takes in text
+    settings.TELEMETRY_RAW_RETENTION_DAYS = 30
+    reading = models.StoredReading(
+        "k-test", 1_764_400_000_123, {"a": 21.5, "b": 420.0, "c": 1e-7, "d": -3e20, "e": 0.0}
+    )
+
+    # when it is built directly, as the write path does
+    item = models.raw_item(reading, retention_seconds=30 * 86400)
+
+    # then it is exactly what PynamoDB makes of the same reading
+    model = models.table(models.RawReading)
+    expires_at = from_ms(reading.timestamp_ms) + timedelta(days=30)
+    expected = model(
+        f"k-test#{day_name(reading.timestamp_ms)}", reading.timestamp_ms, values=reading.values, expires_at=expires_at
+    ).serialize()
+    assert item == expected
