@@ -2,7 +2,8 @@
 
 Each round takes what the broker delivered (up to a batch), checks every message against the
 MQTT contract, stores the readings in one `readings_write` call, keeps refused messages as dead
-letters, moves the kits' last-seen times forward, and only then acknowledges the messages. While
+letters, moves the kits' last-seen times forward, and only then acknowledges the messages. One
+thread checks the next batch while another stores the one before, in order. While
 DynamoDB or the database is away it retries with backoff and acknowledges nothing, so no reading
 is lost; a message delivered twice changes nothing (writes are idempotent).
 """
@@ -13,7 +14,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -56,6 +57,17 @@ class IngestCounts:
         )
 
 
+@dataclass
+class CheckedBatch:
+    """A batch of messages as taken off the broker, sorted and ready to store."""
+
+    messages: list[ReceivedMessage]
+    received_at: datetime
+    readings: list[services.Reading]
+    refused: list[services.RefusedMessage]
+    sightings: list[kit_services.KitSighting]
+
+
 def broker_settings() -> BrokerSettings:
     return BrokerSettings(
         host=settings.INGEST_MQTT_HOST,
@@ -80,34 +92,72 @@ class IngestBridge:
         self.stopping.set()
 
     def run(self, *, report_every_seconds: float = 60.0) -> None:
+        """Ingest until stopped, in two threads: this one takes each batch off the broker and
+        checks it, while a storer thread stores and acknowledges the batch before it. So the
+        next batch is ready when DynamoDB is done with one, and batches are stored in order."""
         self.subscriber.start()
+        checked_batches: queue.Queue[CheckedBatch | None] = queue.Queue(maxsize=1)
+        storer = threading.Thread(target=self._store_loop, args=(checked_batches,), name="ingest-store")
+        storer.start()
         next_report = time.monotonic() + report_every_seconds
         try:
             while not self.stopping.is_set():
                 batch = self._take_batch()
                 if batch:
-                    self.handle(batch)
+                    try:
+                        checked = self._check(batch)
+                    except BridgeStopping:
+                        break
+                    self._hand_over(checked_batches, checked, storer)
                 if time.monotonic() >= next_report:
                     log.info("Ingest: %s", self.counts.line())
                     next_report = time.monotonic() + report_every_seconds
         finally:
+            if storer.is_alive():
+                checked_batches.put(None)  # the storer finishes what it was given, then ends
+                storer.join()
             self.subscriber.stop()
             connections.close_all()  # this thread's database connection ends with it
             log.info("Ingest stopped: %s", self.counts.line())
 
-    def handle(self, batch: list[ReceivedMessage]) -> bool:
-        """Store one batch and acknowledge it. False if asked to stop first: then nothing of the
-        batch is acknowledged, and the broker delivers it again to the next bridge."""
+    def _store_loop(self, checked_batches: queue.Queue[CheckedBatch | None]) -> None:
+        try:
+            while (checked := checked_batches.get()) is not None:
+                self._store_and_ack(checked)
+        finally:
+            connections.close_all()  # the storer's own database connection
+
+    @staticmethod
+    def _hand_over(checked_batches, checked: CheckedBatch, storer: threading.Thread) -> None:
+        while storer.is_alive():
+            try:
+                checked_batches.put(checked, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        raise RuntimeError("The ingest storer thread has died; see the error above")
+
+    def _check(self, batch: list[ReceivedMessage]) -> CheckedBatch:
+        """Sort a batch into readings to store, refused messages and kit sightings. Raises
+        BridgeStopping if asked to stop while the database is away."""
         close_old_connections()  # a long-running process must not keep a dead database connection
         now = timezone.now()
+        readings, refused, sightings = self._sort(batch, now)
+        return CheckedBatch(batch, now, readings, refused, sightings)
+
+    def _store_and_ack(self, checked: CheckedBatch) -> bool:
+        """Store one checked batch and acknowledge it. False if asked to stop first: then
+        nothing of the batch is acknowledged, and the broker delivers it again to the next bridge."""
+        close_old_connections()
         try:
-            readings, refused, sightings = self._sort(batch, now)
-            self._until_done(lambda: self._store(readings, refused, sightings, now))
+            self._until_done(
+                lambda: self._store(checked.readings, checked.refused, checked.sightings, checked.received_at)
+            )
         except BridgeStopping:
             return False
-        for message in batch:
+        for message in checked.messages:
             self.subscriber.ack(message)
-        self.counts.messages += len(batch)
+        self.counts.messages += len(checked.messages)
         return True
 
     def _take_batch(self) -> list[ReceivedMessage]:

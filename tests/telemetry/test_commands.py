@@ -45,3 +45,16 @@ def test_telemetry_seed_writes_history_through_the_service(telemetry_tables, pri
 def test_telemetry_seed_refuses_an_unknown_kit(telemetry_tables, db):
     with pytest.raises(CommandError, match="There is no kit 'nope'"):
         call_command("telemetry_seed", kit="nope", no_progress=True)
+
+
+def test_ingest_refuses_to_start_against_a_dynamodb_without_the_tables(moto_server, settings, tmp_path):
+    # given a DynamoDB where `dynamodb_setup` never ran for this prefix
+    settings.DYNAMODB_TABLE_PREFIX = "never-set-up-"
+    settings.INGEST_CERTIFICATE_FILE = str(tmp_path / "certificate.pem.crt")
+    settings.INGEST_PRIVATE_KEY_FILE = str(tmp_path / "private.pem.key")
+    settings.INGEST_ROOT_CA_FILE = str(tmp_path / "root-ca.pem")
+
+    # when the bridge starts, then it stops at once and says what to run
+    with pytest.raises(CommandError, match=r"run `python manage.py dynamodb_setup`") as raised:
+        call_command("ingest", stdout=StringIO())
+    assert "never-set-up-telemetry-readings" in str(raised.value)

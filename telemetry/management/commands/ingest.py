@@ -5,8 +5,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from telemetry.exceptions import TelemetryUnavailable
 from telemetry.ingest import IngestBridge, broker_settings, local_credentials_ensure
 from telemetry.mqtt_subscriber import Subscriber
+from telemetry.services import telemetry_tables_missing
 
 
 class Command(BaseCommand):
@@ -27,8 +29,25 @@ class Command(BaseCommand):
         ):
             if not Path(path).is_file():
                 raise CommandError(f"The bridge's {label} file is missing: {path} (see INGEST_* settings).")
+        self._tables_check()
         bridge = IngestBridge(Subscriber(settings), batch_size=batch_size)
         signal.signal(signal.SIGTERM, lambda *_: bridge.stop())
         signal.signal(signal.SIGINT, lambda *_: bridge.stop())
         self.stdout.write(f"Ingesting from {settings.host}:{settings.port} as {settings.client_id}; Ctrl-C stops.")
         bridge.run(report_every_seconds=report_every)
+
+    def _tables_check(self) -> None:
+        """Refuse to start against a DynamoDB without our tables (a wrong prefix or region, or
+        `dynamodb_setup` not run yet), rather than dead-end every batch. A DynamoDB that cannot
+        be reached now is no reason to stay down: the bridge retries until it answers. This is
+        also the bridge's first DynamoDB call, so the first batch does not pay for the client."""
+        try:
+            missing = telemetry_tables_missing()
+        except TelemetryUnavailable as error:
+            self.stderr.write(f"DynamoDB cannot be reached yet ({error}); the bridge keeps trying.")
+            return
+        if missing:
+            raise CommandError(
+                f"DynamoDB has no table {', '.join(missing)}: run `python manage.py dynamodb_setup` "
+                "(or check DYNAMODB_TABLE_PREFIX and AWS_REGION)."
+            )
