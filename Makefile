@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint format install static check-deploy clean
 
 $(STAMP): $(REQUIREMENTS) bin/system-packages.sh
-	bin/system-packages.sh mosquitto npm redis-server
+	bin/system-packages.sh mosquitto mosquitto-clients npm redis-server
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt

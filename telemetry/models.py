@@ -19,7 +19,9 @@ import contextlib
 import functools
 import logging
 import random
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -306,17 +308,71 @@ def as_plain_dict(value) -> dict:
     return value.as_dict() if hasattr(value, "as_dict") else dict(value)
 
 
-def derived_items_get(keys: Iterable[DerivedKey]) -> dict[DerivedKey, LatestState | RollupPeriod]:
+class _DerivedItemCache:
+    """The latest-state and rollup items this process last read or saved, as DynamoDB stores
+    them, so a writer that keeps writing the same kits (the ingest bridge) need not read them
+    back before every write. Safe because every save is conditional on the item's version: a
+    stale entry costs a refused save and a fresh read, never a lost update. Holds raw items,
+    not models, so no two callers share a model they change."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: OrderedDict[tuple[str, DerivedKey], dict] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[str, DerivedKey]) -> dict | None:
+        with self.lock:
+            raw = self.items.get(key)
+            if raw is not None:
+                self.items.move_to_end(key)
+            return raw
+
+    def put(self, key: tuple[str, DerivedKey], raw: dict) -> None:
+        with self.lock:
+            self.items[key] = raw
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+    def drop(self, key: tuple[str, DerivedKey]) -> None:
+        with self.lock:
+            self.items.pop(key, None)
+
+
+DERIVED_CACHE_SIZE = 30_000  # three items (latest, this day's hours, this month's days) per kit
+_derived_cache = _DerivedItemCache(DERIVED_CACHE_SIZE)
+
+
+def derived_key(item: LatestState | RollupPeriod) -> DerivedKey:
+    if isinstance(item, LatestState):
+        return ("latest", item.kit_id)
+    return ("rollup", item.kit_id, item.period)
+
+
+def _cache_key(key: DerivedKey) -> tuple[str, DerivedKey]:
+    # The table prefix is part of the key: tests and benchmarks give each run its own tables.
+    return (settings.DYNAMODB_TABLE_PREFIX, key)
+
+
+def derived_items_get(
+    keys: Iterable[DerivedKey], *, cached: bool = False
+) -> dict[DerivedKey, LatestState | RollupPeriod]:
     """The stored latest-state and rollup items with these keys, read together (one
-    BatchGetItem per 100 keys, strongly consistent), retrying unprocessed keys with backoff."""
+    BatchGetItem per 100 keys, strongly consistent), retrying unprocessed keys with backoff.
+    With `cached`, items this process last read or saved are taken from memory, and may be
+    stale: save them only with `derived_item_save`, which refuses a stale item."""
     latest, rollups = table(LatestState), table(RollupPeriod)
+    found: dict[DerivedKey, LatestState | RollupPeriod] = {}
     requests = []
     for key in set(keys):
-        if key[0] == "latest":
+        model = latest if key[0] == "latest" else rollups
+        raw = _derived_cache.get(_cache_key(key)) if cached else None
+        if raw is not None:
+            found[key] = model.from_raw_data(raw)
+        elif key[0] == "latest":
             requests.append((latest.Meta.table_name, {"k": {"S": key[1]}}))
         else:
             requests.append((rollups.Meta.table_name, {"k": {"S": key[1]}, "p": {"S": key[2]}}))
-    found: dict[DerivedKey, LatestState | RollupPeriod] = {}
     for start in range(0, len(requests), BATCH_GET_LIMIT):
         pending: dict[str, dict] = {}
         for table_name, key in requests[start : start + BATCH_GET_LIMIT]:
@@ -327,9 +383,13 @@ def derived_items_get(keys: Iterable[DerivedKey]) -> dict[DerivedKey, LatestStat
             except (BotoCoreError, ClientError) as error:
                 raise TelemetryUnavailable(f"Could not read the latest state and rollups: {error}") from error
             for item in response.get("Responses", {}).get(latest.Meta.table_name, []):
-                found[("latest", item["k"]["S"])] = latest.from_raw_data(item)
+                key = ("latest", item["k"]["S"])
+                found[key] = latest.from_raw_data(item)
+                _derived_cache.put(_cache_key(key), item)
             for item in response.get("Responses", {}).get(rollups.Meta.table_name, []):
-                found[("rollup", item["k"]["S"], item["p"]["S"])] = rollups.from_raw_data(item)
+                key = ("rollup", item["k"]["S"], item["p"]["S"])
+                found[key] = rollups.from_raw_data(item)
+                _derived_cache.put(_cache_key(key), item)
             pending = response.get("UnprocessedKeys") or {}
             if not pending:
                 break
@@ -349,6 +409,8 @@ def derived_item_save(item: LatestState | RollupPeriod) -> bool:
     """Saves `item` only if nobody saved it since it was read (a PutItem conditional on its
     version). False on a conflict or throttling: read it again and retry. Other failures raise
     TelemetryUnavailable."""
+    cache_key = _cache_key(derived_key(item))
+    _derived_cache.drop(cache_key)  # until saved, what the cache holds may be out of date
     try:
         item.save()
     except PutError as error:
@@ -357,6 +419,7 @@ def derived_item_save(item: LatestState | RollupPeriod) -> bool:
         raise TelemetryUnavailable(f"Could not save the latest state and rollups: {error}") from error
     except BotoCoreError as error:
         raise TelemetryUnavailable(f"Could not save the latest state and rollups: {error}") from error
+    _derived_cache.put(cache_key, item.serialize())  # with the version the save gave it
     return True
 
 

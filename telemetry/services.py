@@ -102,41 +102,77 @@ def readings_write(*, readings: Iterable[Reading]) -> WriteSummary:
         values = {sensor: float(value) for sensor, value in reading.values.items()}
         accepted[(reading.kit_id, timestamp_ms)] = (reading, StoredReading(reading.kit_id, timestamp_ms, values))
 
-    kits: dict[str, list[int]] = defaultdict(list)
-    for kit_id, timestamp_ms in accepted:
-        kits[kit_id].append(timestamp_ms)
-    stored = unchanged_count = 0
-    if accepted:
-        derived = models.derived_items_get(
-            [("latest", kit_id) for kit_id in kits]
-            + [("rollup", kit_id, period) for kit_id, stamps in kits.items() for period in _rollup_periods(stamps)]
-        )
-        newest = {kit_id: int(item.newest_ms) for (kind, kit_id, *_), item in derived.items() if kind == "latest"}
-        # A reading no newer than its kit's newest written one may be stored already (a
-        # redelivery, or a retry of a failed write): look it up. Newer ones cannot be.
-        maybe_stored = [key for key in accepted if key[0] in newest and key[1] <= newest[key[0]]]
-        existing = models.raw_items_get(maybe_stored) if maybe_stored else {}
-        unchanged = {key for key, values in existing.items() if values == accepted[key][1].values}
-        not_put = models.raw_items_put([stored for key, (_, stored) in accepted.items() if key not in unchanged])
-        failed.extend(FailedReading(accepted[key][0], reason) for key, reason in not_put.items())
-
-        changes: dict[str, list[_Change]] = {}
-        written: dict[str, dict[int, dict[str, float]]] = {}
-        for kit_id, stamps in kits.items():
-            written[kit_id] = {ms: accepted[(kit_id, ms)][1].values for ms in stamps if (kit_id, ms) not in not_put}
-            if written[kit_id]:
-                recount = {ms - ms % HOUR_MS for ms in written[kit_id] if (kit_id, ms) in existing}
-                changes[kit_id] = _kit_changes(kit_id, written[kit_id], recount)
-        for kit_id, error in _changes_commit(changes, derived).items():
-            reason = (
-                f"Stored, but the kit's latest state and rollups could not be updated ({error.message}); write it again"
-            )
-            failed.extend(FailedReading(accepted[(kit_id, ms)][0], reason) for ms in written.pop(kit_id))
-        stored = sum(len(by_time) for by_time in written.values())
-        unchanged_count = sum(1 for kit_id, by_time in written.items() for ms in by_time if (kit_id, ms) in unchanged)
+    # Each round writes the kits still pending. A kit whose latest state somebody else saved
+    # meanwhile is written again from a fresh read: which of its readings may be stored already
+    # was decided on a latest state that is out of date.
+    pending, written, unchanged = accepted, {}, set()
+    for attempt in range(1, CONFLICT_RETRIES + 1):
+        if not pending:
+            break
+        outcome = _write_round(pending, cached=attempt == 1)
+        failed.extend(FailedReading(accepted[key][0], reason) for key, reason in outcome.failed.items())
+        written.update(outcome.written)
+        if attempt == 1:  # later rounds find this call's own first writes stored
+            unchanged = outcome.unchanged
+        pending = {
+            key: value for key, value in pending.items() if key[0] in outcome.stale_kits and key not in outcome.failed
+        }
+        if pending and attempt < CONFLICT_RETRIES:
+            models.backoff_sleep(attempt)
+    reason = f"Stored, but the kit's latest state kept changing under us; gave up after {CONFLICT_RETRIES} tries"
+    failed.extend(FailedReading(reading, reason) for reading, _ in pending.values())
+    stored = sum(len(by_time) for by_time in written.values())
+    unchanged_count = sum(1 for kit_id, by_time in written.items() for ms in by_time if (kit_id, ms) in unchanged)
     if failed:
         raise ReadingsNotStored(failed, stored=stored)
     return WriteSummary(stored=stored, unchanged=unchanged_count)
+
+
+@dataclass
+class _RoundOutcome:
+    written: dict[str, dict[int, dict[str, float]]]  # kit -> {ms: values}, with latest state and rollups
+    unchanged: set[tuple[str, int]]  # found stored already with the same values
+    failed: dict[tuple[str, int], str]  # reading -> why it failed
+    stale_kits: set[str]  # to write again from a fresh read
+
+
+def _write_round(accepted: dict[tuple[str, int], tuple[Reading, StoredReading]], *, cached: bool) -> _RoundOutcome:
+    """Stores these (valid) readings and saves their kits' latest state and rollups."""
+    kits: dict[str, list[int]] = defaultdict(list)
+    for kit_id, timestamp_ms in accepted:
+        kits[kit_id].append(timestamp_ms)
+    derived = models.derived_items_get(
+        [("latest", kit_id) for kit_id in kits]
+        + [("rollup", kit_id, period) for kit_id, stamps in kits.items() for period in _rollup_periods(stamps)],
+        cached=cached,
+    )
+    newest = {kit_id: int(item.newest_ms) for (kind, kit_id, *_), item in derived.items() if kind == "latest"}
+    # A reading no newer than its kit's newest written one may be stored already (a
+    # redelivery, or a retry of a failed write): look it up. Newer ones cannot be.
+    maybe_stored = [key for key in accepted if key[0] in newest and key[1] <= newest[key[0]]]
+    existing = models.raw_items_get(maybe_stored) if maybe_stored else {}
+    unchanged = {key for key, values in existing.items() if values == accepted[key][1].values}
+    not_put = models.raw_items_put([stored for key, (_, stored) in accepted.items() if key not in unchanged])
+    failed = dict(not_put)
+
+    changes: dict[str, list[_Change]] = {}
+    written: dict[str, dict[int, dict[str, float]]] = {}
+    for kit_id, stamps in kits.items():
+        written[kit_id] = {ms: accepted[(kit_id, ms)][1].values for ms in stamps if (kit_id, ms) not in not_put}
+        if written[kit_id]:
+            recount = {ms - ms % HOUR_MS for ms in written[kit_id] if (kit_id, ms) in existing}
+            changes[kit_id] = _kit_changes(kit_id, written[kit_id], recount)
+    stale_kits = set()
+    for kit_id, error in _changes_commit(changes, derived).items():
+        if isinstance(error, _LatestStateChanged):
+            stale_kits.add(kit_id)
+            del written[kit_id]
+            continue
+        reason = (
+            f"Stored, but the kit's latest state and rollups could not be updated ({error.message}); write it again"
+        )
+        failed.update({(kit_id, ms): reason for ms in written.pop(kit_id)})
+    return _RoundOutcome(written, unchanged, failed, stale_kits)
 
 
 def reading_problem(reading: Reading) -> str | None:
@@ -248,6 +284,10 @@ def _latest_apply(item: LatestState, *, written: dict[int, dict[str, float]]) ->
     return True
 
 
+class _LatestStateChanged(TelemetryUnavailable):
+    """Somebody saved the kit's latest state after we read it: write the kit again from a fresh read."""
+
+
 def _changes_commit(
     changes: dict[str, list[_Change]], stored: dict[models.DerivedKey, LatestState | RollupPeriod]
 ) -> dict[str, TelemetryUnavailable]:
@@ -271,7 +311,8 @@ def _kit_changes_commit(
     kit_changes: list[_Change], stored: dict[models.DerivedKey, LatestState | RollupPeriod]
 ) -> None:
     """Saves one kit's changes in their order, each item only if nobody saved it since it was
-    read; on a conflict that item is read again and its change applied afresh.
+    read. The latest state comes first; if it was saved meanwhile, raises _LatestStateChanged
+    and saves nothing. A rollup saved meanwhile is read again and its change applied afresh.
 
     One item at a time, not one transaction: the order alone keeps the kit right. Were the
     writer to stop half-way, the latest state already says its readings are written, so the
@@ -283,6 +324,8 @@ def _kit_changes_commit(
         for attempt in range(1, CONFLICT_RETRIES + 1):
             if not change.apply(item) or models.derived_item_save(item):
                 break
+            if change.key[0] == "latest":
+                raise _LatestStateChanged("the kit's latest state changed meanwhile")
             models.backoff_sleep(attempt)
             item = models.derived_items_get([change.key]).get(change.key) or models.derived_item_new(change.key)
         else:

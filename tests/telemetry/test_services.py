@@ -268,14 +268,15 @@ def test_a_concurrent_writer_of_the_same_kit_loses_no_update(telemetry_tables, t
     finally:
         models.client().meta.events.unregister("before-call.dynamodb.PutItem", competing_write)
 
-    # then each of our three saves (latest, hour, day) was refused once and read again; the hour
-    # and the day were saved again and count all 60; the latest needed no change, theirs is newer
+    # then our latest-state save was refused, and our write started over from a fresh read: the
+    # latest state (theirs is newer) needed no change, and the hour and the day, recounted, count
+    # all 60
     assert interrupted
     puts = [params["TableName"].rpartition("telemetry-")[2] for name, params in dynamodb_calls if name == "PutItem"]
     assert puts == [
         "latest",  # ours, refused
         *("latest", "rollups", "rollups"),  # theirs
-        *("rollups", "rollups", "rollups", "rollups"),  # ours: the hour refused and saved, the day the same
+        *("rollups", "rollups"),  # ours, from the fresh read
     ]
     assert hour_point(two_days_ago).count == 60
     (day,) = selectors.rollups_range(
@@ -360,3 +361,52 @@ def test_raw_items_are_what_the_pynamodb_model_would_store(settings):
         f"k-test#{day_name(reading.timestamp_ms)}", reading.timestamp_ms, values=reading.values, expires_at=expires_at
     ).serialize()
     assert item == expected
+
+
+def test_a_writer_that_keeps_writing_a_kit_does_not_read_its_state_back(telemetry_tables, two_days_ago, dynamodb_calls):
+    # given a kit's first ten minutes written by this process
+    readings = minutely("k-test", two_days_ago, 20)
+    readings_write(readings=readings[:10])
+    dynamodb_calls.clear()
+
+    # when the next ten minutes are written
+    readings_write(readings=readings[10:])
+
+    # then the latest state and rollups came from what this process saved, not from DynamoDB,
+    # and are right
+    assert [name for name, _ in dynamodb_calls if name in ("BatchGetItem", "GetItem", "Query")] == []
+    assert hour_point(two_days_ago).count == 20
+
+
+def test_a_kit_written_meanwhile_by_another_process_is_counted_right(
+    telemetry_tables, two_days_ago, dynamodb_calls, monkeypatch
+):
+    # given this process wrote minutes 0-9 and remembers the kit's state as of then
+    readings = minutely("k-test", two_days_ago, 30)
+    readings_write(readings=readings[:10])
+    ours = models._derived_cache
+
+    # and another process (with its own memory) wrote minutes 10-19 since
+    monkeypatch.setattr(models, "_derived_cache", models._DerivedItemCache(size=100))
+    readings_write(readings=readings[10:20])
+    monkeypatch.setattr(models, "_derived_cache", ours)
+    dynamodb_calls.clear()
+
+    # when this process gets minutes 10-19 again (a redelivery) with the new minutes 20-29
+    summary = readings_write(readings=readings[10:])
+
+    # then its remembered state was refused, it read the kit afresh, and each minute counts once
+    assert summary.stored == 20
+    state_reads = [
+        params
+        for name, params in dynamodb_calls
+        if name == "BatchGetItem" and any(table.endswith("telemetry-latest") for table in params["RequestItems"])
+    ]
+    assert len(state_reads) == 1  # the fresh read
+    point = hour_point(two_days_ago)
+    assert point.count == 30
+    assert latest_of(KIT) == to_ms(readings[-1].timestamp)
+
+
+def latest_of(kit):
+    return selectors.readings_latest(kit=kit)["temperature"][0].timestamp_ms
