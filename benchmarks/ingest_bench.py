@@ -2,7 +2,7 @@
 the ingest bridge (`manage.py ingest`, a real process) into DynamoDB on moto_server, against the
 raw write rate of the same DynamoDB process measured in the same run.
 
-    .venv/bin/python benchmarks/ingest_bench.py [--kits 10] [--messages 20000] [--batch-size 1000]
+    .venv/bin/python benchmarks/ingest_bench.py [--kits 10] [--messages 20000] [--batch-size 2000]
 
 - raw: `batch_write_item` calls of 25 items shaped like raw readings (one per kit message), back
   to back from one thread, before and after the pipeline runs; the mean is the baseline. Also
@@ -160,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kits", type=int, default=10)
     parser.add_argument("--messages", type=int, default=20000, help="per measurement, spread over the kits")
-    parser.add_argument("--batch-size", type=int, default=1000, help="the bridge's --batch-size")
+    parser.add_argument("--batch-size", type=int, default=2000, help="the bridge's --batch-size")
     arguments = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     per_kit = arguments.messages // arguments.kits

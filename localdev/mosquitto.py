@@ -93,8 +93,9 @@ class MosquittoBroker:
             # Sessions and their queued messages survive a restart of the broker, as on AWS IoT.
             "persistence true\n"
             f"persistence_location {self.directory}/\n"
-            # The ingest bridge acknowledges a batch only once it is stored: let a batch be big.
-            "max_inflight_messages 5000\n"
+            # The ingest bridge acknowledges a batch only once it is stored, and holds up to three
+            # (one being stored, one waiting, one being checked): let them be big.
+            "max_inflight_messages 10000\n"
             "max_queued_messages 100000\n"
             f"log_dest {log_destination}\n"
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"

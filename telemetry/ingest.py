@@ -81,7 +81,7 @@ def broker_settings() -> BrokerSettings:
 
 
 class IngestBridge:
-    def __init__(self, subscriber: Subscriber, *, batch_size: int = 1000, batch_wait_seconds: float = 0.2):
+    def __init__(self, subscriber: Subscriber, *, batch_size: int = 2000, batch_wait_seconds: float = 0.2):
         self.subscriber = subscriber
         self.batch_size = batch_size
         self.batch_wait_seconds = batch_wait_seconds
