@@ -161,7 +161,8 @@ def _write_round(accepted: dict[tuple[str, int], tuple[Reading, StoredReading]],
         written[kit_id] = {ms: accepted[(kit_id, ms)][1].values for ms in stamps if (kit_id, ms) not in not_put}
         if written[kit_id]:
             recount = {ms - ms % HOUR_MS for ms in written[kit_id] if (kit_id, ms) in existing}
-            changes[kit_id] = _kit_changes(kit_id, written[kit_id], recount)
+            newest_after = max(newest.get(kit_id, 0), max(written[kit_id]))
+            changes[kit_id] = _kit_changes(kit_id, written[kit_id], recount, newest_after)
     stale_kits = set()
     for kit_id, error in _changes_commit(changes, derived).items():
         if isinstance(error, _LatestStateChanged):
@@ -216,7 +217,9 @@ class _Change:
     apply: Callable[[LatestState | RollupPeriod], bool]
 
 
-def _kit_changes(kit_id: str, written: dict[int, dict[str, float]], recount_hours: set[int]) -> list[_Change]:
+def _kit_changes(
+    kit_id: str, written: dict[int, dict[str, float]], recount_hours: set[int], newest_after: int
+) -> list[_Change]:
     """The changes one kit's latest state, hourly and daily rollups need for the readings just
     `written` ({timestamp ms: values}), in the order they must be applied.
 
@@ -227,8 +230,13 @@ def _kit_changes(kit_id: str, written: dict[int, dict[str, float]], recount_hour
     raw items were stored but whose rollups were not. Daily buckets are always recomputed from
     the day's hourly buckets, never added to. The latest state comes first: once it says a time
     is written, a later write of that time recounts rather than adds.
+
+    So the rollups count exactly the raw readings no newer than the latest state's newest time
+    (`newest_after`, as this write leaves it), and a recount counts only those: a newer raw
+    reading is one whose writer stopped before saving the latest state, and is added when that
+    write is retried.
     """
-    recounted: dict[int, dict[str, Stats]] = {hour: _hour_recount(kit_id, hour) for hour in recount_hours}
+    recounted = {hour: _hour_recount(kit_id, hour, until_ms=newest_after) for hour in recount_hours}
     deltas: dict[int, dict[str, Stats]] = defaultdict(dict)
     for timestamp_ms, values in written.items():
         hour = timestamp_ms - timestamp_ms % HOUR_MS
@@ -357,10 +365,12 @@ def _slots_apply(
     return True
 
 
-def _hour_recount(kit_id: str, hour_ms: int) -> dict[str, Stats]:
-    """Every sensor's statistics of one hour, counted afresh from the stored raw readings."""
+def _hour_recount(kit_id: str, hour_ms: int, *, until_ms: int) -> dict[str, Stats]:
+    """Every sensor's statistics of one hour, counted afresh from the stored raw readings no newer
+    than `until_ms`."""
     values: dict[str, list[float]] = defaultdict(list)
-    for reading in models.raw_day_query(kit_id, day_start(hour_ms), hour_ms, hour_ms + HOUR_MS, consistent=True):
+    end_ms = min(hour_ms + HOUR_MS, until_ms + 1)
+    for reading in models.raw_day_query(kit_id, day_start(hour_ms), hour_ms, end_ms, consistent=True):
         for sensor, value in reading.values.items():
             values[sensor].append(value)
     return {sensor: stats_of(sensor_values) for sensor, sensor_values in values.items()}

@@ -410,3 +410,19 @@ def test_a_kit_written_meanwhile_by_another_process_is_counted_right(
 
 def latest_of(kit):
     return selectors.readings_latest(kit=kit)["temperature"][0].timestamp_ms
+
+
+def test_raw_readings_of_a_write_that_stopped_before_its_latest_state_are_counted_once(telemetry_tables, two_days_ago):
+    # given minutes 0-19 written, and a write of minutes 30-39 that stopped after its raw
+    # readings were stored, before the latest state (a bridge killed mid-batch)
+    readings = minutely("k-test", two_days_ago, 40)
+    readings_write(readings=readings[:20])
+    models.raw_items_put([models.StoredReading("k-test", to_ms(r.timestamp), dict(r.values)) for r in readings[30:40]])
+
+    # when minute 5 is delivered again, so its hour is recounted, and then the stopped write is
+    # retried (the broker delivers its unacknowledged messages again)
+    readings_write(readings=[readings[5]])
+    readings_write(readings=readings[30:40])
+
+    # then the hour counts each of the 30 minutes once
+    assert hour_point(two_days_ago).count == 30
