@@ -87,6 +87,9 @@ class IngestBridge:
         self.batch_wait_seconds = batch_wait_seconds
         self.counts = IngestCounts()
         self.stopping = threading.Event()
+        self._report_lock = threading.Lock()
+        self._report_every = 60.0
+        self._next_report = 0.0
 
     def stop(self) -> None:
         self.stopping.set()
@@ -98,8 +101,9 @@ class IngestBridge:
         self.subscriber.start()
         checked_batches: queue.Queue[CheckedBatch | None] = queue.Queue(maxsize=1)
         storer = threading.Thread(target=self._store_loop, args=(checked_batches,), name="ingest-store")
+        self._report_every = report_every_seconds
+        self._next_report = time.monotonic() + report_every_seconds
         storer.start()
-        next_report = time.monotonic() + report_every_seconds
         try:
             while not self.stopping.is_set():
                 batch = self._take_batch()
@@ -109,9 +113,7 @@ class IngestBridge:
                     except BridgeStopping:
                         break
                     self._hand_over(checked_batches, checked, storer)
-                if time.monotonic() >= next_report:
-                    log.info("Ingest: %s", self.counts.line())
-                    next_report = time.monotonic() + report_every_seconds
+                self._report_if_due()  # also while idle: a line says the bridge is alive
         finally:
             if storer.is_alive():
                 checked_batches.put(None)  # the storer finishes what it was given, then ends
@@ -124,8 +126,15 @@ class IngestBridge:
         try:
             while (checked := checked_batches.get()) is not None:
                 self._store_and_ack(checked)
+                self._report_if_due()  # right after a batch is stored, so the counts are news
         finally:
             connections.close_all()  # the storer's own database connection
+
+    def _report_if_due(self) -> None:
+        with self._report_lock:
+            if time.monotonic() >= self._next_report:
+                log.info("Ingest: %s", self.counts.line())
+                self._next_report = time.monotonic() + self._report_every
 
     @staticmethod
     def _hand_over(checked_batches, checked: CheckedBatch, storer: threading.Thread) -> None:
