@@ -202,7 +202,7 @@ def raw_items_put(readings: list[StoredReading]) -> dict[tuple[str, int], str]:
 
 def raw_item(reading: StoredReading, retention_seconds: int) -> dict:
     """`reading` as the RawReading item DynamoDB stores, built directly: the bridge writes
-    thousands a second, and a PynamoDB model per item cost a fifth of its time. A test holds
+    thousands a second, and a PynamoDB model per item cost about a tenth of its time. A test holds
     this to what `RawReading.serialize()` makes of the same reading."""
     kit_day, timestamp_ms = raw_key(reading.kit_id, reading.timestamp_ms)
     return {

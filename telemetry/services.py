@@ -119,7 +119,10 @@ def readings_write(*, readings: Iterable[Reading]) -> WriteSummary:
         }
         if pending and attempt < CONFLICT_RETRIES:
             models.backoff_sleep(attempt)
-    reason = f"Stored, but the kit's latest state kept changing under us; gave up after {CONFLICT_RETRIES} tries"
+    reason = (
+        "Stored, but the kit's latest state kept changing under us (or DynamoDB kept throttling its save); "
+        f"gave up after {CONFLICT_RETRIES} tries"
+    )
     failed.extend(FailedReading(reading, reason) for reading, _ in pending.values())
     stored = sum(len(by_time) for by_time in written.values())
     unchanged_count = sum(1 for kit_id, by_time in written.items() for ms in by_time if (kit_id, ms) in unchanged)
