@@ -22,6 +22,26 @@ def wait_until(condition, *, timeout: float = 20.0, what: str = "the condition",
     raise AssertionError(f"Timed out after {timeout} s waiting for {what}{tails}")
 
 
+def admin_kit_add_form(kit_id: str, name: str, **sensor_fields: str) -> dict[str, str]:
+    """The admin's "add kit" form as a staff member fills it in: one temperature sensor (with
+    `sensor_fields` such as min_value), no members."""
+    return {
+        "id": kit_id,
+        "name": name,
+        "description": "",
+        "admin_email": "teacher@example.org",
+        "sensors-TOTAL_FORMS": "1",
+        "sensors-INITIAL_FORMS": "0",
+        "sensors-0-key": "temperature",
+        "sensors-0-quantity": "temperature",
+        "sensors-0-unit": "°C",
+        **{f"sensors-0-{field}": value for field, value in sensor_fields.items()},
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+        "_save": "Save",
+    }
+
+
 def unpack_bundle(kit: Kit, folder: Path) -> dict:
     """The kit's bundle unpacked into `folder`, as on the Pi; returns its kit.toml."""
     certificate = kit.certificates.get(aws_certificate_id=kit.certificate_id)

@@ -29,7 +29,7 @@ from kits.models import Kit, ProvisioningStatus
 from localdev.ports import free_port
 from localdev.redis import RedisServer
 from tests.conftest import _database_url_of
-from tests.support import wait_until
+from tests.support import admin_kit_add_form, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -288,21 +288,7 @@ def test_a_kit_saved_in_the_admin_while_redis_is_down_is_provisioned_once_when_i
     kit_id = f"redis-down-{os.getpid()}"
     began = time.monotonic()
     status, headers, body = admin.request(
-        "/admin/kits/kit/add/",
-        {
-            "id": kit_id,
-            "name": "Registered while the broker was down",
-            "description": "",
-            "admin_email": "teacher@example.org",
-            "sensors-TOTAL_FORMS": "1",
-            "sensors-INITIAL_FORMS": "0",
-            "sensors-0-key": "temperature",
-            "sensors-0-quantity": "temperature",
-            "sensors-0-unit": "°C",
-            "memberships-TOTAL_FORMS": "0",
-            "memberships-INITIAL_FORMS": "0",
-            "_save": "Save",
-        },
+        "/admin/kits/kit/add/", admin_kit_add_form(kit_id, "Registered while the broker was down")
     )
     took = time.monotonic() - began
 

@@ -12,6 +12,7 @@ from django.test import Client
 
 from kits import services
 from kits.models import BundleDownload, Kit, ProvisioningStatus
+from tests.support import admin_kit_add_form
 
 pytestmark = pytest.mark.integration
 
@@ -43,22 +44,7 @@ def admin_add_kit(browser, kit_id: str):
     assert page.status_code == 200
     return browser.post(
         "/admin/kits/kit/add/",
-        {
-            "id": kit_id,
-            "name": "Classroom lettuce",
-            "description": "",
-            "admin_email": "teacher@example.org",
-            "sensors-TOTAL_FORMS": "1",
-            "sensors-INITIAL_FORMS": "0",
-            "sensors-0-key": "temperature",
-            "sensors-0-quantity": "temperature",
-            "sensors-0-unit": "°C",
-            "sensors-0-min_value": "-10",
-            "sensors-0-max_value": "50",
-            "memberships-TOTAL_FORMS": "0",
-            "memberships-INITIAL_FORMS": "0",
-            "_save": "Save",
-        },
+        admin_kit_add_form(kit_id, "Classroom lettuce", min_value="-10", max_value="50"),
     )
 
 
