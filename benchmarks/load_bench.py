@@ -13,7 +13,22 @@ alone; 16: the server saturated, where latency is mostly waiting in line), every
 in as the grower with an API token. Loopback only; every run stops by itself.
 
 Baseline: GET /healthz (the app and one database query, no sign-in). Ratios are the endpoint's
-figure divided by the baseline's.
+figure divided by the baseline's. GET /kits/{id}/data (latest) has a second baseline: raw
+DynamoDB GetItem calls to the same moto_server, as many clients at once as wrk's connections
+(threads of this process, each with its own boto3 client), for `--seconds`, on a one-item table
+the benchmark makes itself (`load-bench-latest`, the item shaped like a kit's latest state: four
+sensors, each {"t": ms, "v": value}), so the baseline does not depend on where telemetry keeps
+the latest state. Its ratio is the endpoint's req/s over those GetItem calls per second.
+
+The last line of the output is one JSON object of the figures. For each endpoint (`healthz`,
+`kits`, `kit`, `data_latest`, `data_24h`) and each concurrency N of `--connections`:
+`{endpoint}_rps_cN`, `{endpoint}_p50_ms_cN`, `{endpoint}_p99_ms_cN`, `{endpoint}_non_2xx_cN`,
+and (but for /healthz) against /healthz's `{endpoint}_healthz_ratio_cN` (req/s),
+`{endpoint}_p50_healthz_ratio_cN`, `{endpoint}_p99_healthz_ratio_cN`; `getitem_per_s_cN` (the raw
+baseline) and `data_latest_getitem_ratio_cN`. The summary, at the highest concurrency of the run
+(`connections`): `kits_ratio`, `kit_ratio`, `data_24h_ratio`, `data_latest_healthz_ratio` (req/s
+over /healthz's), `data_latest_ratio` (the latest data's req/s over raw GetItem calls per
+second), `healthz_rps`, `getitem_per_s`; also `seconds`, `workers` and `kits`.
 """
 
 import argparse
@@ -22,6 +37,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -30,12 +46,80 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from localdev.moto import MotoServer  # noqa: E402 (the path above first)
+from benchmarks.figures import figures_print  # noqa: E402 (the path above first)
+from localdev.moto import MotoServer  # noqa: E402
 from localdev.ports import free_port  # noqa: E402
 
 MEASURED_KIT = "load-kit-000"
 SENSORS = ("temperature", "humidity", "co2", "light")
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+LATEST_TABLE = "load-bench-latest"  # the GetItem baseline's own table, not one of telemetry's
+
+
+def latest_table_prepare() -> None:
+    """The GetItem baseline's table: one item shaped like a kit's latest state (four sensors,
+    each its newest time in ms and value)."""
+    import boto3
+
+    client = boto3.client("dynamodb")
+    client.create_table(
+        TableName=LATEST_TABLE,
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    now_ms = int(time.time() * 1000)
+    client.put_item(
+        TableName=LATEST_TABLE,
+        Item={
+            "k": {"S": MEASURED_KIT},
+            "n": {"N": str(now_ms)},
+            "s": {"M": {s: {"M": {"t": {"N": str(now_ms)}, "v": {"N": "21.5"}}} for s in SENSORS}},
+            "ver": {"N": "1"},
+        },
+    )
+
+
+def getitem_rate(*, seconds: float, clients: int) -> float:
+    """GetItem calls per second on the baseline table from `clients` threads at once, each with
+    its own boto3 client, each call waiting for the one before (as a keep-alive wrk connection)."""
+    import boto3
+
+    counts = [0] * clients
+    ready = threading.Barrier(clients + 1)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            client = boto3.client("dynamodb")
+            key = {"k": {"S": MEASURED_KIT}}
+            client.get_item(TableName=LATEST_TABLE, Key=key)  # connected and warm before the clock
+            ready.wait()
+            while not stop.is_set():
+                if "Item" not in client.get_item(TableName=LATEST_TABLE, Key=key):
+                    raise AssertionError(f"{LATEST_TABLE} has lost its item")
+                counts[index] += 1
+        except BaseException as error:  # reported below, by the main thread
+            failures.append(error)
+            ready.abort()
+
+    threads = [threading.Thread(target=run, args=(index,), daemon=True) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        ready.wait(timeout=60)
+        began = time.perf_counter()
+        time.sleep(seconds)
+    except threading.BrokenBarrierError:
+        began = time.perf_counter()
+    stop.set()
+    for thread in threads:
+        thread.join()
+    took = time.perf_counter() - began
+    if failures:
+        raise RuntimeError(f"GetItem baseline failed: {failures[0]!r}") from failures[0]
+    return sum(counts) / took
 
 
 def prepare_data(kits: int) -> str:
@@ -130,6 +214,7 @@ def main() -> None:
         django.setup()
         print(f"Preparing {arguments.kits} kits and a day of readings...", flush=True)
         token = prepare_data(arguments.kits)
+        latest_table_prepare()
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -150,11 +235,12 @@ def main() -> None:
                     time.sleep(0.1)
             day_ago = (datetime.now(UTC) - timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M:%SZ")
             cases = [
-                ("GET /healthz (baseline)", "/healthz", None),
-                ("GET /kits", "/kits", token),
-                ("GET /kits/{id}", f"/kits/{MEASURED_KIT}", token),
-                ("GET /kits/{id}/data (latest)", f"/kits/{MEASURED_KIT}/data", token),
+                ("healthz", "GET /healthz (baseline)", "/healthz", None),
+                ("kits", "GET /kits", "/kits", token),
+                ("kit", "GET /kits/{id}", f"/kits/{MEASURED_KIT}", token),
+                ("data_latest", "GET /kits/{id}/data (latest)", f"/kits/{MEASURED_KIT}/data", token),
                 (
+                    "data_24h",
                     "GET /kits/{id}/data?from=-24h&resolution=1h",
                     f"/kits/{MEASURED_KIT}/data?from={day_ago}&resolution=1h",
                     token,
@@ -162,19 +248,27 @@ def main() -> None:
             ]
             levels = [int(level) for level in arguments.connections.split(",")]
             results = {level: [] for level in levels}
+            getitem = {}
             for level in levels:
-                for label, path, auth in cases:
+                for name, label, path, auth in cases:
                     print(f"{label}: {arguments.seconds} s, {level} connection(s)...", flush=True)
                     wrk(base + path, seconds=2, connections=level, token=auth)  # warm up
                     results[level].append(
-                        (label, wrk(base + path, seconds=arguments.seconds, connections=level, token=auth))
+                        (name, label, wrk(base + path, seconds=arguments.seconds, connections=level, token=auth))
                     )
+                    if name == "data_latest":  # its own baseline right after it, gunicorn idle
+                        print(
+                            f"raw GetItem (baseline of the latest data): {arguments.seconds} s, {level} client(s)...",
+                            flush=True,
+                        )
+                        getitem[level] = getitem_rate(seconds=arguments.seconds, clients=level)
         finally:
             server.terminate()
             server.wait(timeout=30)
 
+    figures = {"seconds": arguments.seconds, "workers": arguments.workers, "kits": arguments.kits}
     for level, rows in results.items():
-        baseline = rows[0][1]
+        baseline = rows[0][2]
         print()
         print(
             f"gunicorn {arguments.workers} sync workers; wrk {min(2, level)} thread(s), {level} connection(s), "
@@ -182,13 +276,51 @@ def main() -> None:
         )
         columns = ("req/s", "ratio", "p50 ms", "ratio", "p99 ms", "ratio", "non-2xx")
         print(f"{'endpoint':46} " + " ".join(f"{column:>{8 if 'ratio' not in column else 6}}" for column in columns))
-        for label, figures in rows:
+        for name, label, measured in rows:
             print(
-                f"{label:46} {figures['rps']:8.0f} {figures['rps'] / baseline['rps']:6.2f} "
-                f"{figures['p50']:8.1f} {figures['p50'] / baseline['p50']:6.2f} "
-                f"{figures['p99']:8.1f} {figures['p99'] / baseline['p99']:6.2f} "
-                f"{figures['failed']:7d}{'  ' + figures['socket_errors'] if figures['socket_errors'] else ''}"
+                f"{label:46} {measured['rps']:8.0f} {measured['rps'] / baseline['rps']:6.2f} "
+                f"{measured['p50']:8.1f} {measured['p50'] / baseline['p50']:6.2f} "
+                f"{measured['p99']:8.1f} {measured['p99'] / baseline['p99']:6.2f} "
+                f"{measured['failed']:7d}{'  ' + measured['socket_errors'] if measured['socket_errors'] else ''}"
             )
+            figures.update(
+                {
+                    f"{name}_rps_c{level}": measured["rps"],
+                    f"{name}_p50_ms_c{level}": measured["p50"],
+                    f"{name}_p99_ms_c{level}": measured["p99"],
+                    f"{name}_non_2xx_c{level}": measured["failed"],
+                }
+            )
+            if name != "healthz":
+                figures.update(
+                    {
+                        f"{name}_healthz_ratio_c{level}": measured["rps"] / baseline["rps"],
+                        f"{name}_p50_healthz_ratio_c{level}": measured["p50"] / baseline["p50"],
+                        f"{name}_p99_healthz_ratio_c{level}": measured["p99"] / baseline["p99"],
+                    }
+                )
+        data_latest = next(measured for name, _, measured in rows if name == "data_latest")
+        print(
+            f"{'raw GetItem, same moto_server (data baseline)':46} {getitem[level]:8.0f}   "
+            f"GET /kits/{{id}}/data (latest) / GetItem: {data_latest['rps'] / getitem[level]:.2f}"
+        )
+        figures[f"getitem_per_s_c{level}"] = getitem[level]
+        figures[f"data_latest_getitem_ratio_c{level}"] = data_latest["rps"] / getitem[level]
+
+    top = max(levels)
+    figures.update(
+        {
+            "connections": top,
+            "healthz_rps": figures[f"healthz_rps_c{top}"],
+            "getitem_per_s": figures[f"getitem_per_s_c{top}"],
+            "kits_ratio": figures[f"kits_healthz_ratio_c{top}"],
+            "kit_ratio": figures[f"kit_healthz_ratio_c{top}"],
+            "data_latest_ratio": figures[f"data_latest_getitem_ratio_c{top}"],
+            "data_latest_healthz_ratio": figures[f"data_latest_healthz_ratio_c{top}"],
+            "data_24h_ratio": figures[f"data_24h_healthz_ratio_c{top}"],
+        }
+    )
+    figures_print(figures)
 
 
 if __name__ == "__main__":
