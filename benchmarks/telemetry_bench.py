@@ -13,6 +13,16 @@ measured in the same run, against a real local DynamoDB (a moto_server this scri
 
 Latencies are medians of requests through Django's test client (the whole view: permission
 check, SQL, DynamoDB, JSON), interleaved so both sides see the same machine.
+
+The last line of the output is one JSON object of the figures (N is the messages per
+readings_write call): 1. `write_msg_per_s_per_call_N`, `raw_msg_per_s_per_call_N` and
+`write_over_raw_ratio_per_call_N` for N in 1440, 60, 1; 2. `write_units_per_reading_per_call_N`
+for N in 1440, 60, 15, 5, 1, and the seed layout's computed `seed_write_units_per_reading`,
+`seed_write_units_per_message_day_end`, `seed_messages_to_400kb`; 3. `latest_big_ms`,
+`latest_small_ms`, `latest_big_over_small_ratio`, and the same for `last100_`; 4.
+`auto_resolution`, `auto_points_per_series`, `auto_ms`, `auto_latest_ms`, `auto_over_latest_ratio`;
+with the run's `year_days`, `big_kit_messages`, `rounds` and the seconds its histories took to
+write (`big_kit_write_s`, `year_write_s`).
 """
 
 import argparse
@@ -29,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.figures import figures_print  # noqa: E402
 from localdev.moto import MotoServer  # noqa: E402
 
 SENSOR_COUNT = 4
@@ -178,14 +189,16 @@ def main() -> None:
             import django
 
             django.setup()
-            run(args)
+            figures = run(args)
     finally:
         # moto_server waits for its keep-alive connections on SIGTERM: do not wait for it.
         moto.process.kill()
         moto.process.wait()
+    figures_print(figures)
 
 
-def run(args) -> None:
+def run(args) -> dict:
+    """Measures and prints the four figures; returns them for the JSON line."""
     from django.core.management import call_command
     from django.test import Client
     from django.utils import timezone
@@ -201,6 +214,7 @@ def run(args) -> None:
     now = timezone.now().replace(second=0, microsecond=0)
     sensors = [SensorSpec(s.key, s.quantity, "u", s.low, s.high) for s in DEMO_SENSORS]
     results = []
+    figures = {"year_days": args.year_days, "big_kit_messages": args.big_kit, "rounds": args.rounds}
 
     def report(figure, value, baseline, ratio, aim):
         results.append((figure, value, baseline, ratio, aim))
@@ -247,6 +261,9 @@ def run(args) -> None:
             ours += time.perf_counter() - started
         total = messages * rounds
         label = f"{per_call} message(s) per call"
+        figures[f"write_msg_per_s_per_call_{per_call}"] = total / ours
+        figures[f"raw_msg_per_s_per_call_{per_call}"] = total / raw
+        figures[f"write_over_raw_ratio_per_call_{per_call}"] = raw / ours
         report(
             f"throughput, {label}",
             f"{total / ours:.0f} msg/s",
@@ -281,6 +298,9 @@ def run(args) -> None:
         f"end; the item passes 400 KB after {seed_cap} messages ({(seed_cap or 0) / 1440:.1f} days)",
         flush=True,
     )
+    figures["seed_write_units_per_reading"] = seed_units
+    figures["seed_write_units_per_message_day_end"] = seed_last
+    figures["seed_messages_to_400kb"] = seed_cap
     cap_note = ""
     for per_call in (1440, 60, 15, 5, 1):
         kit_id = f"wcu-{per_call}"
@@ -289,6 +309,7 @@ def run(args) -> None:
             for first in range(0, len(batch), per_call):
                 readings_write(readings=batch[first : first + per_call])
         per_reading = meter.units / (len(batch) * SENSOR_COUNT)
+        figures[f"write_units_per_reading_per_call_{per_call}"] = per_reading
         report(
             f"WCU per reading, {per_call} message(s) per call",
             f"{per_reading:.3f}",
@@ -304,9 +325,11 @@ def run(args) -> None:
     big_minutes = args.big_kit
     took = write_history("kit-big", now - timedelta(minutes=big_minutes), big_minutes, progress="writing kit-big")
     print(f"  wrote {big_minutes} messages ({big_minutes * SENSOR_COUNT} readings) in {took:.0f} s", flush=True)
+    figures["big_kit_write_s"] = took
     write_history("kit-small", now - timedelta(minutes=100), 100)
     web = Client(HTTP_HOST="localhost")
     small_ms, big_ms = compare_latency(web, "/kits/kit-small/data", "/kits/kit-big/data", args.rounds)
+    figures.update(latest_big_ms=big_ms, latest_small_ms=small_ms, latest_big_over_small_ratio=big_ms / small_ms)
     report(
         "latest data latency",
         f"{big_ms:.1f} ms (big)",
@@ -315,6 +338,7 @@ def run(args) -> None:
         "<= 1.3",
     )
     small_ms, big_ms = compare_latency(web, "/kits/kit-small/data?last=100", "/kits/kit-big/data?last=100", 10)
+    figures.update(last100_big_ms=big_ms, last100_small_ms=small_ms, last100_big_over_small_ratio=big_ms / small_ms)
     report("?last=100 latency (not an aim)", f"{big_ms:.1f} ms", f"{small_ms:.1f} ms", f"{big_ms / small_ms:.2f}", "-")
 
     # 4. A year of one-minute readings -----------------------------------------------------------
@@ -322,12 +346,20 @@ def run(args) -> None:
     print(f"4. {args.year_days} days of one-minute readings: resolution=auto against the latest data", flush=True)
     took = write_history("kit-year", now - timedelta(minutes=minutes), minutes, progress="writing kit-year")
     print(f"  wrote {minutes} messages ({minutes * SENSOR_COUNT} readings) in {took:.0f} s", flush=True)
+    figures["year_write_s"] = took
     since = (now - timedelta(days=args.year_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
     auto_url = f"/kits/kit-year/data?from={since}"
     _, response = timed_get(web, auto_url)
     points = max(len(series) for series in response.json().values())
     print(f"  auto chose {response['X-Resolution']}: {points} points per series (aim: at most about 2000)")
     latest_ms, auto_ms = compare_latency(web, "/kits/kit-year/data", auto_url, args.rounds)
+    figures.update(
+        auto_resolution=response["X-Resolution"],
+        auto_points_per_series=points,
+        auto_ms=auto_ms,
+        auto_latest_ms=latest_ms,
+        auto_over_latest_ratio=auto_ms / latest_ms,
+    )
     report(
         "auto over the year", f"{auto_ms:.1f} ms", f"{latest_ms:.1f} ms (latest)", f"{auto_ms / latest_ms:.2f}", "<= 3"
     )
@@ -335,6 +367,7 @@ def run(args) -> None:
     print("\nSummary")
     for figure, _value, _baseline, ratio, aim in results:
         print(f"  {figure:45s} {ratio:>6}  (aim {aim})")
+    return figures
 
 
 if __name__ == "__main__":
