@@ -10,7 +10,12 @@ under var/bench/. Then:
 2. Celery: N kits registered in one transaction (so all N tasks are queued at its commit), and
    the time until each is `active`.
 
-The figures are printed as ratios against the baseline measured in the same run.
+The figures are printed as ratios against the baseline measured in the same run. The last line
+of the output is one JSON object of them: `kits`, `concurrency`, `baseline_total_s`,
+`baseline_ms_per_kit`, `celery_wall_s` (register -> all active), `celery_kits_per_s`,
+`celery_over_baseline_ratio` (wall time over the baseline's total), per kit `active_p50_s`,
+`active_p95_s`, `active_max_s`, `active_p50_over_baseline_kit_ratio`, and `failed` (null where no
+kit became active).
 """
 
 import argparse
@@ -26,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from localdev.moto import MotoServer  # noqa: E402 (the path above first)
+from benchmarks.figures import figures_print  # noqa: E402 (the path above first)
+from localdev.moto import MotoServer  # noqa: E402
 
 
 def main() -> None:
@@ -68,7 +74,7 @@ def main() -> None:
         finally:
             worker.terminate()
             worker.wait(timeout=30)
-    report(arguments, baseline, celery)
+    figures_print(report(arguments, baseline, celery))
 
 
 def register(kit_id: str):
@@ -140,7 +146,8 @@ def measure_celery(count: int, run_id: str) -> dict:
     return {"latencies": sorted(latencies), "failed": count - len(latencies), "wall": finished_at - committed_at}
 
 
-def report(arguments, baseline: list[float], celery: dict) -> None:
+def report(arguments, baseline: list[float], celery: dict) -> dict:
+    """Prints the report; returns its figures."""
     count = arguments.kits
     base_total = sum(baseline)
     base_mean = statistics.mean(baseline)
@@ -162,6 +169,20 @@ def report(arguments, baseline: list[float], celery: dict) -> None:
         )
         print(f"  p50 latency vs one baseline kit  : {quantile(0.5) / base_mean:7.1f} x")
     print(f"  failed                           : {celery['failed']}")
+    return {
+        "kits": count,
+        "concurrency": arguments.concurrency,
+        "baseline_total_s": base_total,
+        "baseline_ms_per_kit": base_mean * 1000,
+        "celery_wall_s": wall,
+        "celery_kits_per_s": count / wall,
+        "celery_over_baseline_ratio": wall / base_total,
+        "active_p50_s": quantile(0.5) if latencies else None,
+        "active_p95_s": quantile(0.95) if latencies else None,
+        "active_max_s": latencies[-1] if latencies else None,
+        "active_p50_over_baseline_kit_ratio": quantile(0.5) / base_mean if latencies else None,
+        "failed": celery["failed"],
+    }
 
 
 if __name__ == "__main__":
