@@ -16,6 +16,12 @@ raw write rate of the same DynamoDB process measured in the same run.
   starts when the bridge says it is connected and subscribed; its start-up (Python, Django, the
   table check, TLS) is timed apart.
 Ratios = messages/s ÷ raw items/s (aim: at least 0.7).
+
+The last line of the output is one JSON object of the figures: `kits`, `messages` (each time),
+`batch_size`; `raw_items_per_s` (the baseline, mean of `raw_before_items_per_s` and
+`raw_after_items_per_s`), `raw_in_flight_items_per_s`; `live_msg_per_s`, `live_ratio`,
+`backlog_msg_per_s`, `backlog_ratio`, and against the raw rate with 4 calls in flight
+`live_in_flight_ratio`, `backlog_in_flight_ratio`; `bridge_startup_s`.
 """
 
 import argparse
@@ -32,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.figures import figures_print  # noqa: E402
 from benchmarks.ingest_world import bridge_environment, local_product_prepare  # noqa: E402
 from localdev.moto import MotoServer  # noqa: E402
 
@@ -223,6 +230,24 @@ def main() -> None:
     )
     print(f"({total} messages from {arguments.kits} kits each time; 4 sensors per message)")
     print(f"(the bridge's start-up before draining, not counted above: {startup_seconds:.2f} s)")
+    figures_print(
+        {
+            "kits": arguments.kits,
+            "messages": total,
+            "batch_size": arguments.batch_size,
+            "raw_items_per_s": raw,
+            "raw_before_items_per_s": raw_rates[0],
+            "raw_after_items_per_s": raw_rates[1],
+            "raw_in_flight_items_per_s": raw_in_flight,
+            "live_msg_per_s": live,
+            "live_ratio": live / raw,
+            "backlog_msg_per_s": backlog,
+            "backlog_ratio": backlog / raw,
+            "live_in_flight_ratio": live / raw_in_flight,
+            "backlog_in_flight_ratio": backlog / raw_in_flight,
+            "bridge_startup_s": startup_seconds,
+        }
+    )
 
 
 if __name__ == "__main__":
