@@ -15,6 +15,13 @@ rest (page, script, drawing), which is the dashboard's own.
 moto_server answers every DynamoDB Query by looking at every item of the table, so once a year of
 raw readings is stored, every raw-range read costs seconds there (AWS reads only the partition).
 Writing a year of history is the slow part (several minutes); its time is printed too.
+
+The last line of the output is one JSON object of the figures: `days`, `runs`; the baseline's
+`baseline_ms` (median), `baseline_api_ms`, `baseline_own_ms`; for each range preset P of the
+measured kit (hour, day, week, month, year) `P_ms`, `P_ratio` (over the baseline), `P_api_ms`,
+`P_own_ms`, `P_resolution`, `P_points`; the same for `baseline_again_` (the baseline kit beside
+that history); and the writing: `history_readings`, `history_write_s`, `history_readings_per_s`,
+`baseline_write_s`.
 """
 
 import argparse
@@ -31,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.figures import figures_print  # noqa: E402
 from localdev.moto import MotoServer  # noqa: E402
 from localdev.ports import free_port, wait_for_port  # noqa: E402
 
@@ -227,6 +235,31 @@ def main() -> None:
             f" {times.api_median:7.0f} {times.own_median:5.0f}  {times.resolution}, {times.points}"
         )
     say("  (API: waiting for GET /kits/{id}/data; own: the rest, page and script and drawing)")
+    figures = {
+        "days": args.days,
+        "runs": args.runs,
+        "baseline_ms": baseline.median,
+        "baseline_api_ms": baseline.api_median,
+        "baseline_own_ms": baseline.own_median,
+    }
+    for name, times in [*zip(PRESETS, cases, strict=False), ("baseline_again", cases[-1])]:
+        figures.update(
+            {
+                f"{name}_ms": times.median,
+                f"{name}_ratio": times.median / baseline.median,
+                f"{name}_api_ms": times.api_median,
+                f"{name}_own_ms": times.own_median,
+                f"{name}_resolution": times.resolution,
+                f"{name}_points": times.points,
+            }
+        )
+    figures.update(
+        history_readings=round(readings),
+        history_write_s=history_seconds,
+        history_readings_per_s=readings / history_seconds,
+        baseline_write_s=baseline_seconds,
+    )
+    figures_print(figures)
 
 
 if __name__ == "__main__":
