@@ -22,10 +22,11 @@ the latest state. Its ratio is the endpoint's req/s over those GetItem calls per
 
 The last line of the output is one JSON object of the figures. For each endpoint (`healthz`,
 `kits`, `kit`, `data_latest`, `data_24h`) and each concurrency N of `--connections`:
-`{endpoint}_rps_cN`, `{endpoint}_p50_ms_cN`, `{endpoint}_p99_ms_cN`, `{endpoint}_non_2xx_cN`,
-and (but for /healthz) against /healthz's `{endpoint}_healthz_ratio_cN` (req/s),
-`{endpoint}_p50_healthz_ratio_cN`, `{endpoint}_p99_healthz_ratio_cN`; `getitem_per_s_cN` (the raw
-baseline) and `data_latest_getitem_ratio_cN`. The summary, at the highest concurrency of the run
+`{endpoint}_rps_cN`, `{endpoint}_p50_ms_cN`, `{endpoint}_p99_ms_cN` (null if no request was
+answered), `{endpoint}_requests_cN`, `{endpoint}_non_2xx_cN`, and (but for /healthz) against
+/healthz's `{endpoint}_healthz_ratio_cN` (req/s), `{endpoint}_p50_healthz_ratio_cN`,
+`{endpoint}_p99_healthz_ratio_cN`; `getitem_per_s_cN` (the raw baseline) and
+`data_latest_getitem_ratio_cN`. The summary, at the highest concurrency of the run
 (`connections`): `kits_ratio`, `kit_ratio`, `data_24h_ratio`, `data_latest_healthz_ratio` (req/s
 over /healthz's), `data_latest_ratio` (the latest data's req/s over raw GetItem calls per
 second), `healthz_rps`, `getitem_per_s`; also `seconds`, `workers` and `kits`.
@@ -174,9 +175,12 @@ def wrk(url: str, *, seconds: int, connections: int, token: str | None) -> dict:
     }
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(r"Socket errors: (.*)", output)
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    if not requests:  # wrk prints zero latencies then: none was measured
+        latency = {"50": float("nan"), "99": float("nan")}
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "requests": requests,
         "p50": latency["50"],
         "p99": latency["99"],
         "failed": int(non_2xx.group(1)) if non_2xx else 0,
@@ -282,6 +286,7 @@ def main() -> None:
                 f"{measured['p50']:8.1f} {measured['p50'] / baseline['p50']:6.2f} "
                 f"{measured['p99']:8.1f} {measured['p99'] / baseline['p99']:6.2f} "
                 f"{measured['failed']:7d}{'  ' + measured['socket_errors'] if measured['socket_errors'] else ''}"
+                f"{'' if measured['requests'] else f'  (no request answered within {arguments.seconds} s)'}"
             )
             figures.update(
                 {
@@ -289,6 +294,7 @@ def main() -> None:
                     f"{name}_p50_ms_c{level}": measured["p50"],
                     f"{name}_p99_ms_c{level}": measured["p99"],
                     f"{name}_non_2xx_c{level}": measured["failed"],
+                    f"{name}_requests_c{level}": measured["requests"],
                 }
             )
             if name != "healthz":
