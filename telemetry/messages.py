@@ -98,12 +98,20 @@ def _refuse_constant(name: str):
 
 
 def _timestamp(value, *, now: datetime, max_age: timedelta, max_ahead: timedelta) -> datetime:
-    if not isinstance(value, str) or not value.endswith("Z"):
-        raise InvalidMessage(f"timestamp {value!r} must be ISO 8601 in UTC ending in Z.")
+    """An ISO 8601 time with its offset: `Z` (as kits send it) or `+02:00`, read as ISO 8601 says
+    (10:00+02:00 is 08:00Z). A time without an offset, or with two, is refused: never guessed."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise InvalidMessage(f"timestamp {value!r} must be an ISO 8601 date and time with Z or an offset.")
     try:
-        moment = datetime.fromisoformat(value.removesuffix("Z")).replace(tzinfo=UTC)
+        moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidMessage(f"timestamp {value!r} is not an ISO 8601 date and time.") from None
+        raise InvalidMessage(
+            f"timestamp {value!r} is not an ISO 8601 date and time such as 2026-11-30T10:00:00Z "
+            "(Z or an offset such as +02:00, not both)."
+        ) from None
+    if moment.tzinfo is None:
+        raise InvalidMessage(f"timestamp {value!r} has no offset: end it with Z (UTC) or an offset such as +02:00.")
+    moment = moment.astimezone(UTC)
     if moment > now + max_ahead:
         raise InvalidMessage(
             f"timestamp {value} is in the future (now is {now:%Y-%m-%dT%H:%M:%SZ}): is the kit's clock right?"
@@ -136,10 +144,23 @@ def _readings(body: dict) -> dict[str, float]:
     for key, value in readings.items():
         if not SENSOR_KEY_PATTERN.match(key):
             raise InvalidMessage(f"{key!r} is not a sensor key (lower-case letters, digits, underscores).")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise InvalidMessage(f"Sensor {key}'s value {value!r} is not a finite number.")
-        clean[key] = float(value)
+        clean[key] = _number(key, value)
     return clean
+
+
+def _number(key: str, value) -> float:
+    """A sensor value as the float it is stored as. JSON integers can be of any size, and
+    float() of a huge one raises OverflowError: refused here, not left to crash the bridge."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidMessage(f"Sensor {key}'s value {value!r} is not a finite number.")
+    try:
+        number = float(value)
+    except OverflowError:
+        bits = value.bit_length()
+        raise InvalidMessage(f"Sensor {key}'s value is an integer of {bits} bits, too large to store.") from None
+    if not math.isfinite(number):
+        raise InvalidMessage(f"Sensor {key}'s value {value!r} is not a finite number.")
+    return number
 
 
 def _ip(value) -> str | None:

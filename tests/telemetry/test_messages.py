@@ -59,6 +59,20 @@ def test_a_status_from_the_kit_agent_is_accepted():
 
 
 @pytest.mark.parametrize(
+    ("timestamp", "meant"),
+    [
+        ("2026-11-28T09:59:00Z", datetime(2026, 11, 28, 9, 59, tzinfo=UTC)),
+        ("2026-11-28T09:59:00.250Z", datetime(2026, 11, 28, 9, 59, 0, 250_000, tzinfo=UTC)),
+        ("2026-11-28T11:59:00+02:00", datetime(2026, 11, 28, 9, 59, tzinfo=UTC)),
+        ("2026-11-28T04:29:00-05:30", datetime(2026, 11, 28, 9, 59, tzinfo=UTC)),
+        ("2026-11-28T09:59:00+00:00", datetime(2026, 11, 28, 9, 59, tzinfo=UTC)),
+    ],
+)
+def test_a_timestamp_with_an_offset_is_read_as_iso_8601_says(timestamp, meant):
+    assert parse(TOPIC, good(timestamp=timestamp)).timestamp == meant
+
+
+@pytest.mark.parametrize(
     ("topic", "payload", "reason"),
     [
         ("astroplant/kits/other/measurements", good(), "not a kit's"),
@@ -70,7 +84,11 @@ def test_a_status_from_the_kit_agent_is_accepted():
         (TOPIC, "[" * 100_000, "nests too deeply"),
         (TOPIC, b"x" * (128 * 1024 + 1), "at most 131072"),
         (TOPIC, good(schema_version=2), "schema_version is 2"),
-        (TOPIC, good(timestamp="2026-11-28 09:59"), "ending in Z"),
+        (TOPIC, good(timestamp="2026-11-28 09:59"), "has no offset"),
+        (TOPIC, good(timestamp="2026-11-28T09:59:00"), "has no offset"),
+        (TOPIC, good(timestamp="2026-11-28T09:59:00+02:00Z"), "not both"),
+        (TOPIC, good(timestamp="2026-11-28T09:59:00Z+02:00"), "not an ISO 8601"),
+        (TOPIC, good(timestamp=1764323940), "must be an ISO 8601"),
         (TOPIC, good(timestamp="yesterdayZ"), "not an ISO 8601"),
         (TOPIC, good(timestamp="2026-11-28T11:00:00Z"), "in the future"),
         (TOPIC, good(timestamp="2025-01-01T00:00:00Z"), "older than 30 days"),
@@ -89,6 +107,9 @@ def test_a_status_from_the_kit_agent_is_accepted():
             "not a number JSON allows",
         ),
         (TOPIC, json.dumps(good(readings={"t": 1.5})).replace("1.5", "1e400"), "not a finite number"),
+        # JSON integers have no size limit; float() of this one would raise, not refuse
+        (TOPIC, json.dumps(good(readings={"t": 1.5})).replace("1.5", "1" + "0" * 400), "too large to store"),
+        (TOPIC, json.dumps(good(readings={"t": 1.5})).replace("1.5", "-" + "9" * 4000), "too large to store"),
         (TOPIC, good(readings={f"s{i}": 1 for i in range(65)}), "at most 64"),
     ],
 )
