@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import QuerySet
 
 from kits.models import Kit
 from kits.selectors import kits_visible_to
 from telemetry import selectors as telemetry_selectors
-from telemetry.exceptions import TelemetryUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -62,20 +62,28 @@ def kits_others_visible(*, user) -> QuerySet[Kit]:
 
 
 def kit_summaries(*, kits: list[Kit], now: datetime) -> list[KitSummary]:
-    """Each kit with its sensors' latest values (one read of the latest state per kit)."""
-    return [kit_summary(kit=kit, now=now) for kit in kits]
+    """Each kit with its sensors' latest values, read for all of them in one query."""
+    latest, available = _latest_values(kit_ids=[kit.id for kit in kits])
+    return [_kit_summary(kit, latest.get(kit.id, {}), now=now, available=available) for kit in kits]
 
 
 def kit_summary(*, kit: Kit, now: datetime) -> KitSummary:
     """One kit with its sensors' latest values, its last reading time and its online mark."""
+    latest, available = _latest_values(kit_ids=[kit.id])
+    return _kit_summary(kit, latest.get(kit.id, {}), now=now, available=available)
+
+
+def _latest_values(*, kit_ids: list[str]) -> tuple[dict, bool]:
+    """The kits' latest values, and whether they could be read."""
     try:
-        latest = telemetry_selectors.readings_latest(kit=kit)
-        available = True
-    except TelemetryUnavailable:
-        # The kit list still shows the kits when DynamoDB is down; only their values are missing.
-        logger.warning("Latest values of kit %s unavailable", kit.id, exc_info=True)
-        latest, available = {}, False
-    newest = {sensor: points[-1] for sensor, points in latest.items() if points}
+        return telemetry_selectors.latest_values(kit_ids=kit_ids), True
+    except DatabaseError:
+        # The kit list still shows the kits when their values cannot be read; only those are missing.
+        logger.warning("Latest values of kits %s unavailable", kit_ids, exc_info=True)
+        return {}, False
+
+
+def _kit_summary(kit: Kit, newest, *, now: datetime, available: bool) -> KitSummary:
     sensors = []
     for sensor in kit.sensors.all():
         point = newest.get(sensor.key)

@@ -32,3 +32,7 @@ class ReadingsNotStored(TelemetryError):
         super().__init__(f"{len(failed)} reading(s) not stored ({stored} stored): {'; '.join(reasons)}")
         self.failed = failed
         self.stored = stored
+
+
+class RollupNotStorable(TelemetryError):
+    """DynamoDB refuses a rollup item as it is (too large, say): retrying cannot help."""

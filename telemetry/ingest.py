@@ -1,11 +1,19 @@
 """The ingest bridge: kit messages from the broker into DynamoDB (`manage.py ingest`).
 
 Each round takes what the broker delivered (up to a batch), checks every message against the
-MQTT contract, stores the readings in one `readings_write` call, keeps refused messages as dead
-letters, moves the kits' last-seen times forward, and only then acknowledges the messages. One
-thread checks the next batch while another stores the one before, in order. While
-DynamoDB or the database is away it retries with backoff and acknowledges nothing, so no reading
-is lost; a message delivered twice changes nothing (writes are idempotent).
+MQTT contract and DynamoDB's limits, stores the readings in one `readings_write` call, keeps
+refused messages as dead letters, moves the kits' last-seen times forward, and only then
+acknowledges the messages. One thread checks the next batch while another stores the one
+before, in order; a third brings rollups up to date a few minutes behind (`rollups_refresh`).
+
+Failures are of two kinds. Transient (DynamoDB or the database away, throttling): the batch is
+retried with backoff and nothing is acknowledged, so no reading is lost. Permanent for one
+message (it can never be stored as it is, whatever DynamoDB's reason): that message alone is
+dead-lettered with the reason and acknowledged, and the rest of its batch is stored as usual.
+So no kit can stall the others. A message delivered twice changes nothing (writes are idempotent).
+
+Several bridges share the kits' messages through an MQTT shared subscription
+(INGEST_SHARE_GROUP); each needs its own client id.
 """
 
 import logging
@@ -25,7 +33,7 @@ from kits import selectors as kit_selectors
 from kits import services as kit_services
 from kits.iot_policy import TOPIC_ROOT
 
-from . import services
+from . import models, services
 from .exceptions import ReadingsNotStored, TelemetryUnavailable
 from .messages import InvalidMessage, Measurement, message_parse, topic_parse
 from .mqtt_subscriber import BrokerSettings, ReceivedMessage, Subscriber
@@ -34,6 +42,7 @@ log = logging.getLogger(__name__)
 
 TOPICS = (f"{TOPIC_ROOT}/+/measurements", f"{TOPIC_ROOT}/+/status")
 RETRY_BACKOFF_MAX_SECONDS = 30.0
+ROLLUP_REFRESH_EVERY_SECONDS = 5.0
 
 
 class BridgeStopping(Exception):
@@ -46,14 +55,15 @@ class IngestCounts:
 
     messages: int = 0
     readings_stored: int = 0
-    readings_unchanged: int = 0  # redeliveries: stored already, nothing written
     statuses: int = 0
     dead_letters: int = 0
+    rollup_hours: int = 0  # hourly buckets brought up to date
 
     def line(self) -> str:
         return (
-            f"{self.messages} messages: {self.readings_stored} readings stored "
-            f"({self.readings_unchanged} already stored), {self.statuses} statuses, {self.dead_letters} dead letters"
+            f"{self.messages} messages: {self.readings_stored} readings stored, {self.statuses} statuses, "
+            f"{self.dead_letters} dead letters, {self.rollup_hours} rollup hours, "
+            f"{models.write_units_spent()} write units"
         )
 
 
@@ -66,6 +76,16 @@ class CheckedBatch:
     readings: list[services.Reading]
     refused: list[services.RefusedMessage]
     sightings: list[kit_services.KitSighting]
+    # Which messages each reading came from, by (kit id, timestamp): to dead-letter the very
+    # message(s) whose reading DynamoDB refuses.
+    sources: dict[tuple[str, datetime], list[ReceivedMessage]]
+
+
+def subscription_topics() -> tuple[str, ...]:
+    """The topics the bridge subscribes to: in the shared subscription of INGEST_SHARE_GROUP, if
+    one is set, so that the bridges in it split the kits' messages between them."""
+    group = settings.INGEST_SHARE_GROUP
+    return tuple(f"$share/{group}/{topic}" for topic in TOPICS) if group else TOPICS
 
 
 def broker_settings() -> BrokerSettings:
@@ -76,7 +96,10 @@ def broker_settings() -> BrokerSettings:
         certificate=Path(settings.INGEST_CERTIFICATE_FILE),
         private_key=Path(settings.INGEST_PRIVATE_KEY_FILE),
         root_ca=Path(settings.INGEST_ROOT_CA_FILE),
-        topics=TOPICS,
+        topics=subscription_topics(),
+        # The other form is dropped on connect: a persistent session may still hold it from
+        # before the group was set (or unset), and would deliver every message twice.
+        topics_not_wanted=TOPICS if settings.INGEST_SHARE_GROUP else (),
     )
 
 
@@ -101,9 +124,11 @@ class IngestBridge:
         self.subscriber.start()
         checked_batches: queue.Queue[CheckedBatch | None] = queue.Queue(maxsize=1)
         storer = threading.Thread(target=self._store_loop, args=(checked_batches,), name="ingest-store")
+        refresher = threading.Thread(target=self._rollups_loop, name="ingest-rollups")
         self._report_every = report_every_seconds
         self._next_report = time.monotonic() + report_every_seconds
         storer.start()
+        refresher.start()
         try:
             while not self.stopping.is_set():
                 batch = self._take_batch()
@@ -118,6 +143,8 @@ class IngestBridge:
             if storer.is_alive():
                 checked_batches.put(None)  # the storer finishes what it was given, then ends
                 storer.join()
+            self.stopping.set()
+            refresher.join()
             self.subscriber.stop()
             connections.close_all()  # this thread's database connection ends with it
             log.info("Ingest stopped: %s", self.counts.line())
@@ -129,6 +156,32 @@ class IngestBridge:
                 self._report_if_due()  # right after a batch is stored, so the counts are news
         finally:
             connections.close_all()  # the storer's own database connection
+
+    def _rollups_loop(self) -> None:
+        """Brings rollups up to date as their marks fall due, whichever bridge stored the
+        readings (marks are in the database, so a bridge that died leaves none behind)."""
+        failures = 0
+        try:
+            while not self.stopping.is_set():
+                close_old_connections()
+                try:
+                    summary = services.rollups_refresh()
+                except (TelemetryUnavailable, DatabaseError) as error:
+                    failures += 1
+                    log.warning("Cannot refresh rollups now (%s)", error)
+                    self.stopping.wait(self._pause(failures))
+                    continue
+                except Exception:  # a bug: keep the evidence, keep ingesting
+                    failures += 1
+                    log.exception("Unexpected error refreshing rollups")
+                    self.stopping.wait(self._pause(failures))
+                    continue
+                failures = 0
+                self.counts.rollup_hours += summary.hours
+                if summary.hours + summary.days + summary.failed == 0:
+                    self.stopping.wait(ROLLUP_REFRESH_EVERY_SECONDS)
+        finally:
+            connections.close_all()
 
     def _report_if_due(self) -> None:
         with self._report_lock:
@@ -151,17 +204,15 @@ class IngestBridge:
         BridgeStopping if asked to stop while the database is away."""
         close_old_connections()  # a long-running process must not keep a dead database connection
         now = timezone.now()
-        readings, refused, sightings = self._sort(batch, now)
-        return CheckedBatch(batch, now, readings, refused, sightings)
+        readings, refused, sightings, sources = self._sort(batch, now)
+        return CheckedBatch(batch, now, readings, refused, sightings, sources)
 
     def _store_and_ack(self, checked: CheckedBatch) -> bool:
         """Store one checked batch and acknowledge it. False if asked to stop first: then
         nothing of the batch is acknowledged, and the broker delivers it again to the next bridge."""
         close_old_connections()
         try:
-            self._until_done(
-                lambda: self._store(checked.readings, checked.refused, checked.sightings, checked.received_at)
-            )
+            self._until_done(lambda: self._store(checked))
         except BridgeStopping:
             return False
         for message in checked.messages:
@@ -202,10 +253,14 @@ class IngestBridge:
                 )
             except InvalidMessage as error:
                 refused.append(self._refusal(message, error.reason))
+            except Exception as error:  # a message our checks did not foresee: it alone is refused
+                log.exception("Unexpected error checking a message on %s", message.topic)
+                refused.append(self._refusal(message, f"The message could not be checked ({error!r})."))
         known = self._until_done(
             lambda: kit_selectors.kit_ids_receiving_telemetry(kit_ids={p.kit_id for _, p in parsed})
         )
         readings, sightings = [], []
+        sources: dict[tuple[str, datetime], list[ReceivedMessage]] = {}
         for message, content in parsed:
             if content.kit_id not in known:
                 refused.append(self._refusal(message, f"No kit '{content.kit_id}' is registered to send readings."))
@@ -217,11 +272,12 @@ class IngestBridge:
                     refused.append(self._refusal(message, problem))
                     continue
                 readings.append(reading)
+                sources.setdefault((reading.kit_id, reading.timestamp), []).append(message)
                 sightings.append(kit_services.KitSighting(content.kit_id, content.timestamp))
             else:
                 self.counts.statuses += 1
                 sightings.append(kit_services.KitSighting(content.kit_id, content.timestamp, content.ip))
-        return readings, refused, sightings
+        return readings, refused, sightings, sources
 
     def _refusal(self, message: ReceivedMessage, reason: str) -> services.RefusedMessage:
         try:
@@ -231,21 +287,42 @@ class IngestBridge:
         log.warning("Dead letter on %s: %s", message.topic, reason)
         return services.RefusedMessage(topic=message.topic, payload=message.payload, reason=reason, kit_id=kit_id)
 
-    def _store(self, readings, refused, sightings, now) -> None:
-        if readings:
+    def _store(self, checked: CheckedBatch) -> None:
+        """Stores a checked batch; safe to call again after it raised (each step is idempotent,
+        and what is done is not done twice)."""
+        if checked.readings:
             try:
-                summary = services.readings_write(readings=readings)
+                summary = services.readings_write(readings=checked.readings)
+                stored = summary.stored
             except ReadingsNotStored as error:
-                # The rest is stored; these are retried (idempotently) with the whole batch.
-                raise TelemetryUnavailable(error.message) from error
-            self.counts.readings_stored += summary.stored
-            self.counts.readings_unchanged += summary.unchanged
-            readings.clear()  # stored: a retry of a later step need not write them again
-        if refused:
-            self.counts.dead_letters += services.dead_letters_record(refused=refused, received_at=now)
-            refused.clear()
-        if sightings:
-            kit_services.kits_seen_record(sightings=sightings)
+                stored = error.stored
+                self._refuse_permanently_failed(checked, error)
+                if any(not failure.permanent for failure in error.failed):
+                    # The rest is stored; these are retried (idempotently) with the whole batch.
+                    raise TelemetryUnavailable(error.message) from error
+            self.counts.readings_stored += stored
+            checked.readings.clear()  # stored: a retry of a later step need not write them again
+        if checked.refused:
+            self.counts.dead_letters += services.dead_letters_record(
+                refused=checked.refused, received_at=checked.received_at
+            )
+            checked.refused.clear()
+        if checked.sightings:
+            kit_services.kits_seen_record(sightings=checked.sightings)
+            checked.sightings.clear()
+
+    def _refuse_permanently_failed(self, checked: CheckedBatch, error: ReadingsNotStored) -> None:
+        """Moves the readings DynamoDB refused for good to the dead letters, each with its
+        message(s) and DynamoDB's reason; they are not written again."""
+        refused_keys = set()
+        for failure in error.failed:
+            if failure.permanent:
+                key = (failure.reading.kit_id, failure.reading.timestamp)
+                refused_keys.add(key)
+                for message in checked.sources.get(key, []):
+                    checked.refused.append(self._refusal(message, failure.reason))
+        if refused_keys:
+            checked.readings[:] = [r for r in checked.readings if (r.kit_id, r.timestamp) not in refused_keys]
 
     def _until_done(self, step):
         """Run `step` until it succeeds, backing off while DynamoDB or the database is away.

@@ -1,6 +1,6 @@
 """Telemetry in DynamoDB: the PynamoDB models and the one adapter that talks to DynamoDB.
 
-Nothing else in the product imports PynamoDB or botocore for telemetry. Three tables, named
+Nothing else in the product imports PynamoDB or botocore for telemetry. Two tables, named
 `<DYNAMODB_TABLE_PREFIX>telemetry-...` (DESIGN.md, "Telemetry data model"):
 
 - `readings`: one item per kit message (every sensor's value at one instant), partitioned by
@@ -8,16 +8,23 @@ Nothing else in the product imports PynamoDB or botocore for telemetry. Three ta
   DynamoDB drop raw readings after the retention period.
 - `rollups`: count, sum, min and max per kit, sensor and bucket, packed per period: the 24 hourly
   buckets of a kit's UTC day in one item, the daily buckets of a kit's UTC month in another.
-- `latest`: one item per kit with each sensor's latest value and time.
+
+Each kit's latest values live in Django's database (kit_state.py): one row per kit and sensor,
+written with every batch at no DynamoDB cost.
 
 Table names and the region are read from settings when a table is first used, never at import.
 Writes of many items go through `batch_write_item` in batches of at most 25, retried with
-backoff while DynamoDB leaves items unprocessed or throttles; the caller learns which failed.
+backoff while DynamoDB leaves items unprocessed or throttles. A batch DynamoDB refuses as
+invalid is split until the item(s) it refuses are found: those fail for good, with DynamoDB's
+reason; the rest are stored. This module also knows DynamoDB's own limits on numbers and item
+sizes (`number_problem`, `item_size`), so readings that break them are refused before any write,
+and counts the write units it spends (`write_units_spent`).
 """
 
 import contextlib
 import functools
 import logging
+import math
 import random
 import threading
 import time
@@ -25,6 +32,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -34,13 +42,23 @@ from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
 from pynamodb.exceptions import PutError, PynamoDBException
 from pynamodb.models import Model
 
-from .exceptions import TelemetryUnavailable
+from .exceptions import RollupNotStorable, TelemetryUnavailable
 from .timebuckets import day_name
 
 log = logging.getLogger(__name__)
 
 BATCH_WRITE_LIMIT = 25  # DynamoDB's limit; moto accepts more, AWS refuses them
 BATCH_GET_LIMIT = 100
+MAX_ITEM_BYTES = 400 * 1024
+# DynamoDB's numbers: a magnitude from 1E-130 to 9.99...E+125, or zero, with at most 38
+# significant digits. moto accepts some numbers AWS refuses (1E+126, 40 digits): we refuse them all.
+NUMBER_MIN_MAGNITUDE = Decimal("1E-130")
+NUMBER_MAX_MAGNITUDE = Decimal("9.9999999999999999999999999999999999999E+125")
+NUMBER_MAX_DIGITS = 38
+# Refused for what the request holds: sending it again changes nothing. Any other error is
+# taken as transient (a service away, credentials, a missing table) and retried, never
+# dead-lettered: it says nothing about the message.
+PERMANENT_ERRORS = {"ValidationException"}
 # Errors after which the same request may succeed if sent again a little later.
 RETRYABLE_ERRORS = {
     "ProvisionedThroughputExceededException",
@@ -79,20 +97,7 @@ class RollupPeriod(Model):
     version = VersionAttribute(attr_name="ver")
 
 
-class LatestState(Model):
-    """A kit's latest reading of each sensor (`sensors`: key -> {"t": ms, "v": value}) and the
-    newest timestamp ever written for it (`newest_ms`), so latest data is one GetItem."""
-
-    class Meta:
-        table_name = "telemetry-latest"
-
-    kit_id = UnicodeAttribute(hash_key=True, attr_name="k")
-    newest_ms = NumberAttribute(attr_name="n")
-    sensors = MapAttribute(attr_name="s", default=dict)
-    version = VersionAttribute(attr_name="ver")
-
-
-MODELS = (RawReading, RollupPeriod, LatestState)
+MODELS = (RawReading, RollupPeriod)
 
 
 @dataclass(frozen=True)
@@ -179,10 +184,19 @@ def raw_key(kit_id: str, timestamp_ms: int) -> tuple[str, int]:
     return f"{kit_id}#{day_name(timestamp_ms)}", timestamp_ms
 
 
-def raw_items_put(readings: list[StoredReading]) -> dict[tuple[str, int], str]:
+@dataclass(frozen=True)
+class WriteFailure:
+    """Why a reading was not stored. `permanent`: DynamoDB refused the item itself, so writing
+    it again can never succeed; otherwise the failure is transient and a retry may succeed."""
+
+    reason: str
+    permanent: bool = False
+
+
+def raw_items_put(readings: list[StoredReading]) -> dict[tuple[str, int], WriteFailure]:
     """Stores `readings` (at most one per kit and timestamp) with BatchWriteItem, 25 at a time,
     retrying unprocessed items and throttling with backoff. Returns the readings that could not
-    be stored, as {(kit id, timestamp ms): reason}; an empty dict means all are stored."""
+    be stored, as {(kit id, timestamp ms): WriteFailure}; an empty dict means all are stored."""
     table_name = table(RawReading).Meta.table_name
     retention_seconds = settings.TELEMETRY_RAW_RETENTION_DAYS * 86400
     requests = [{"PutRequest": {"Item": raw_item(reading, retention_seconds)}} for reading in readings]
@@ -191,13 +205,26 @@ def raw_items_put(readings: list[StoredReading]) -> dict[tuple[str, int], str]:
     # Several batches in flight at once: DynamoDB (and moto) work while we wait on the network.
     workers = max(1, min(settings.TELEMETRY_WRITE_CONCURRENCY, len(batches)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = list(pool.map(lambda batch: _batch_write(dynamodb, table_name, batch), batches))
-    failed: dict[tuple[str, int], str] = {}
-    for request, reason in (pair for outcome in outcomes for pair in outcome):
+        outcomes = list(pool.map(lambda batch: _batch_write_splitting(dynamodb, table_name, batch), batches))
+    failed: dict[tuple[str, int], WriteFailure] = {}
+    for request, failure in (pair for outcome in outcomes for pair in outcome):
         item = request["PutRequest"]["Item"]
         kit_id = item["kd"]["S"].rpartition("#")[0]
-        failed[(kit_id, int(item["t"]["N"]))] = reason
+        failed[(kit_id, int(item["t"]["N"]))] = failure
     return failed
+
+
+def _batch_write_splitting(client, table_name: str, requests: list[dict]) -> list[tuple[dict, WriteFailure]]:
+    """Writes one batch; if DynamoDB refuses it as invalid, writes each half apart, down to the
+    single item(s) it refuses, so one bad reading never keeps the others out."""
+    failures = _batch_write(client, table_name, requests)
+    if len(requests) == 1 or not any(failure.permanent for _, failure in failures):
+        return failures
+    middle = len(requests) // 2
+    log.warning("DynamoDB refused a batch of %d readings; splitting it to find the one(s) it refuses", len(requests))
+    return _batch_write_splitting(client, table_name, requests[:middle]) + _batch_write_splitting(
+        client, table_name, requests[middle:]
+    )
 
 
 def raw_item(reading: StoredReading, retention_seconds: int) -> dict:
@@ -214,9 +241,85 @@ def raw_item(reading: StoredReading, retention_seconds: int) -> dict:
     }
 
 
-def _batch_write(client, table_name: str, requests: list[dict]) -> list[tuple[dict, str]]:
+def raw_item_problem(reading: StoredReading) -> str | None:
+    """Why DynamoDB would refuse this reading's item (a number out of its range, or an item too
+    large), or None. Checked before any write, so such a reading is refused with a clear reason."""
+    for sensor, value in reading.values.items():
+        problem = number_problem(value)
+        if problem:
+            return f"The value of {sensor} {problem}"
+    size = item_size(raw_item(reading, 0))
+    if size > MAX_ITEM_BYTES:
+        return f"The reading would be a {size}-byte item; DynamoDB stores items of at most {MAX_ITEM_BYTES} bytes."
+    return None
+
+
+def number_problem(value: float) -> str | None:
+    """Why DynamoDB would refuse `value` as a number (in the words of the rest of a sentence
+    that names it), or None. Judged on the text we send, repr(float(value))."""
+    text = repr(float(value))
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return f"{text} is not a number DynamoDB stores."
+    if not number.is_finite():
+        return f"{text} is not a finite number."
+    if number == 0:
+        return None
+    magnitude = abs(number)
+    if magnitude < NUMBER_MIN_MAGNITUDE:
+        return f"{text} is too close to zero: DynamoDB stores magnitudes from 1E-130 (or exactly 0)."
+    if magnitude > NUMBER_MAX_MAGNITUDE:
+        return f"{text} is too large: DynamoDB stores magnitudes up to 9.99...E+125."
+    if len(number.normalize().as_tuple().digits) > NUMBER_MAX_DIGITS:
+        return f"{text} has more than {NUMBER_MAX_DIGITS} significant digits."
+    return None
+
+
+def item_size(item: dict) -> int:
+    """An item's size by DynamoDB's rules: attribute names plus values; a number takes one byte
+    per two significant digits plus one; a map 3 bytes plus one per element."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: dict) -> int:
+    ((kind, content),) = value.items()
+    if kind == "S":
+        return len(content.encode())
+    if kind == "N":
+        digits = Decimal(content).normalize().as_tuple().digits
+        return math.ceil(len(digits) / 2) + 1
+    if kind == "B":
+        return len(content)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(name.encode()) + 1 + _value_size(v) for name, v in content.items())
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in content)
+    return sum(len(v.encode()) if isinstance(v, str) else len(v) for v in content)  # sets
+
+
+_write_units_lock = threading.Lock()
+_write_units_spent = 0
+
+
+def count_write_units(item: dict) -> None:
+    """Adds what writing `item` costs (one unit per started KB) to this process's total."""
+    global _write_units_spent
+    units = max(1, math.ceil(item_size(item) / 1024))
+    with _write_units_lock:
+        _write_units_spent += units
+
+
+def write_units_spent() -> int:
+    """The DynamoDB write units this process has spent on telemetry items since it started."""
+    return _write_units_spent
+
+
+def _batch_write(client, table_name: str, requests: list[dict]) -> list[tuple[dict, WriteFailure]]:
     """One batch (≤ 25 requests) written until DynamoDB has taken all of it or we give up.
-    Returns the requests not written, each with the reason."""
+    Returns the requests not written, each with the failure."""
     assert len(requests) <= BATCH_WRITE_LIMIT
     pending = requests
     attempts = settings.TELEMETRY_WRITE_MAX_ATTEMPTS
@@ -225,20 +328,38 @@ def _batch_write(client, table_name: str, requests: list[dict]) -> list[tuple[di
             response = client.batch_write_item(RequestItems={table_name: pending})
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
+            message = error.response.get("Error", {}).get("Message", "")
+            if code in PERMANENT_ERRORS:
+                failure = WriteFailure(f"DynamoDB refused the reading: {code}: {message}", permanent=True)
+                return [(request, failure) for request in pending]
             if code not in RETRYABLE_ERRORS:
-                return [(request, f"DynamoDB refused the write: {code}") for request in pending]
+                failure = WriteFailure(f"DynamoDB refused the write: {code}: {message}")
+                return [(request, failure) for request in pending]
             reason = f"DynamoDB kept throttling the write ({code})"
         except BotoCoreError as error:
             reason = f"DynamoDB could not be reached: {error}"
         else:
-            pending = response.get("UnprocessedItems", {}).get(table_name, [])
+            unprocessed = response.get("UnprocessedItems", {}).get(table_name, [])
+            _count_written(pending, unprocessed)
+            pending = unprocessed
             if not pending:
                 return []
             reason = "DynamoDB kept leaving the write unprocessed"
         if attempt < attempts:
             log.info("%d item(s) of %s not written (%s); retry %d", len(pending), table_name, reason, attempt)
             backoff_sleep(attempt)
-    return [(request, f"{reason} after {attempts} attempts") for request in pending]
+    return [(request, WriteFailure(f"{reason} after {attempts} attempts")) for request in pending]
+
+
+def _count_written(sent: list[dict], unprocessed: list[dict]) -> None:
+    def key(request: dict) -> tuple[str, str]:
+        item = request["PutRequest"]["Item"]
+        return item["kd"]["S"], item["t"]["N"]
+
+    left = {key(request) for request in unprocessed}
+    for request in sent:
+        if key(request) not in left:
+            count_write_units(request["PutRequest"]["Item"])
 
 
 def backoff_sleep(attempt: int) -> None:
@@ -295,10 +416,10 @@ def raw_day_query(
         raise TelemetryUnavailable(f"Could not read readings from DynamoDB: {error}") from error
 
 
-# --- Latest state and rollups --------------------------------------------------------------
+# --- Rollups --------------------------------------------------------------------------------
 
-# A derived item's key: ("latest", kit id) or ("rollup", kit id, period).
-DerivedKey = tuple[str, ...]
+# A rollup item's key: (kit id, period), such as ("k-1", "1h#2026-11-28").
+RollupKey = tuple[str, str]
 
 
 def as_plain_dict(value) -> dict:
@@ -308,118 +429,106 @@ def as_plain_dict(value) -> dict:
     return value.as_dict() if hasattr(value, "as_dict") else dict(value)
 
 
-class _DerivedItemCache:
-    """The latest-state and rollup items this process last read or saved, as DynamoDB stores
-    them, so a writer that keeps writing the same kits (the ingest bridge) need not read them
-    back before every write. Safe because every save is conditional on the item's version: a
-    stale entry costs a refused save and a fresh read, never a lost update. Holds raw items,
-    not models, so no two callers share a model they change."""
+class _RollupItemCache:
+    """The rollup items this process last read or saved, as DynamoDB stores them, so a writer
+    that keeps refreshing the same kits (the ingest bridge) need not read them back before every
+    save. Safe because every save is conditional on the item's version: a stale entry costs a
+    refused save and a fresh read, never a lost update. Holds raw items, not models, so no two
+    callers share a model they change."""
 
     def __init__(self, size: int):
         self.size = size
-        self.items: OrderedDict[tuple[str, DerivedKey], dict] = OrderedDict()
+        self.items: OrderedDict[tuple[str, RollupKey], dict] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, key: tuple[str, DerivedKey]) -> dict | None:
+    def get(self, key: tuple[str, RollupKey]) -> dict | None:
         with self.lock:
             raw = self.items.get(key)
             if raw is not None:
                 self.items.move_to_end(key)
             return raw
 
-    def put(self, key: tuple[str, DerivedKey], raw: dict) -> None:
+    def put(self, key: tuple[str, RollupKey], raw: dict) -> None:
         with self.lock:
             self.items[key] = raw
             self.items.move_to_end(key)
             while len(self.items) > self.size:
                 self.items.popitem(last=False)
 
-    def drop(self, key: tuple[str, DerivedKey]) -> None:
+    def drop(self, key: tuple[str, RollupKey]) -> None:
         with self.lock:
             self.items.pop(key, None)
 
 
-DERIVED_CACHE_SIZE = 30_000  # three items (latest, this day's hours, this month's days) per kit
-_derived_cache = _DerivedItemCache(DERIVED_CACHE_SIZE)
+ROLLUP_CACHE_SIZE = 20_000  # two items (this day's hours, this month's days) per kit
+_rollup_cache = _RollupItemCache(ROLLUP_CACHE_SIZE)
 
 
-def derived_key(item: LatestState | RollupPeriod) -> DerivedKey:
-    if isinstance(item, LatestState):
-        return ("latest", item.kit_id)
-    return ("rollup", item.kit_id, item.period)
-
-
-def _cache_key(key: DerivedKey) -> tuple[str, DerivedKey]:
+def _cache_key(key: RollupKey) -> tuple[str, RollupKey]:
     # The table prefix is part of the key: tests and benchmarks give each run its own tables.
     return (settings.DYNAMODB_TABLE_PREFIX, key)
 
 
-def derived_items_get(
-    keys: Iterable[DerivedKey], *, cached: bool = False
-) -> dict[DerivedKey, LatestState | RollupPeriod]:
-    """The stored latest-state and rollup items with these keys, read together (one
-    BatchGetItem per 100 keys, strongly consistent), retrying unprocessed keys with backoff.
-    With `cached`, items this process last read or saved are taken from memory, and may be
-    stale: save them only with `derived_item_save`, which refuses a stale item."""
-    latest, rollups = table(LatestState), table(RollupPeriod)
-    found: dict[DerivedKey, LatestState | RollupPeriod] = {}
+def rollup_items_get(keys: Iterable[RollupKey], *, cached: bool = False) -> dict[RollupKey, RollupPeriod]:
+    """The stored rollup items with these keys, read together (one BatchGetItem per 100 keys,
+    strongly consistent), retrying unprocessed keys with backoff. With `cached`, items this
+    process last read or saved are taken from memory, and may be stale: save them only with
+    `rollup_item_save`, which refuses a stale item."""
+    model = table(RollupPeriod)
+    table_name = model.Meta.table_name
+    found: dict[RollupKey, RollupPeriod] = {}
     requests = []
     for key in set(keys):
-        model = latest if key[0] == "latest" else rollups
-        raw = _derived_cache.get(_cache_key(key)) if cached else None
+        raw = _rollup_cache.get(_cache_key(key)) if cached else None
         if raw is not None:
             found[key] = model.from_raw_data(raw)
-        elif key[0] == "latest":
-            requests.append((latest.Meta.table_name, {"k": {"S": key[1]}}))
         else:
-            requests.append((rollups.Meta.table_name, {"k": {"S": key[1]}, "p": {"S": key[2]}}))
+            requests.append({"k": {"S": key[0]}, "p": {"S": key[1]}})
     for start in range(0, len(requests), BATCH_GET_LIMIT):
-        pending: dict[str, dict] = {}
-        for table_name, key in requests[start : start + BATCH_GET_LIMIT]:
-            pending.setdefault(table_name, {"Keys": [], "ConsistentRead": True})["Keys"].append(key)
+        pending = {table_name: {"Keys": requests[start : start + BATCH_GET_LIMIT], "ConsistentRead": True}}
         for attempt in range(1, settings.TELEMETRY_WRITE_MAX_ATTEMPTS + 1):
             try:
                 response = client().batch_get_item(RequestItems=pending)
             except (BotoCoreError, ClientError) as error:
-                raise TelemetryUnavailable(f"Could not read the latest state and rollups: {error}") from error
-            for item in response.get("Responses", {}).get(latest.Meta.table_name, []):
-                key = ("latest", item["k"]["S"])
-                found[key] = latest.from_raw_data(item)
-                _derived_cache.put(_cache_key(key), item)
-            for item in response.get("Responses", {}).get(rollups.Meta.table_name, []):
-                key = ("rollup", item["k"]["S"], item["p"]["S"])
-                found[key] = rollups.from_raw_data(item)
-                _derived_cache.put(_cache_key(key), item)
+                raise TelemetryUnavailable(f"Could not read the rollups: {error}") from error
+            for item in response.get("Responses", {}).get(table_name, []):
+                key = (item["k"]["S"], item["p"]["S"])
+                found[key] = model.from_raw_data(item)
+                _rollup_cache.put(_cache_key(key), item)
             pending = response.get("UnprocessedKeys") or {}
             if not pending:
                 break
             backoff_sleep(attempt)
         else:
-            raise TelemetryUnavailable("DynamoDB kept leaving the latest state and rollups unread")
+            raise TelemetryUnavailable("DynamoDB kept leaving the rollups unread")
     return found
 
 
-def derived_item_new(key: DerivedKey) -> LatestState | RollupPeriod:
-    if key[0] == "latest":
-        return table(LatestState)(key[1], newest_ms=0, sensors={})
-    return table(RollupPeriod)(key[1], key[2], sensors={})
+def rollup_item_new(key: RollupKey) -> RollupPeriod:
+    return table(RollupPeriod)(key[0], key[1], sensors={})
 
 
-def derived_item_save(item: LatestState | RollupPeriod) -> bool:
+def rollup_item_save(item: RollupPeriod) -> bool:
     """Saves `item` only if nobody saved it since it was read (a PutItem conditional on its
-    version). False on a conflict or throttling: read it again and retry. Other failures raise
-    TelemetryUnavailable."""
-    cache_key = _cache_key(derived_key(item))
-    _derived_cache.drop(cache_key)  # until saved, what the cache holds may be out of date
+    version). False on a conflict or throttling: read it again and retry. Raises
+    RollupNotStorable if DynamoDB refuses the item itself (too large, say), and
+    TelemetryUnavailable on other failures."""
+    cache_key = _cache_key((item.kit_id, item.period))
+    _rollup_cache.drop(cache_key)  # until saved, what the cache holds may be out of date
     try:
         item.save()
     except PutError as error:
-        if _aws_error_code(error) in ("ConditionalCheckFailedException", *RETRYABLE_ERRORS):
+        code = _aws_error_code(error)
+        if code in ("ConditionalCheckFailedException", *RETRYABLE_ERRORS):
             return False
-        raise TelemetryUnavailable(f"Could not save the latest state and rollups: {error}") from error
+        if code in PERMANENT_ERRORS:
+            raise RollupNotStorable(f"DynamoDB refused the rollup item {item.kit_id} {item.period}: {error}") from error
+        raise TelemetryUnavailable(f"Could not save the rollups: {error}") from error
     except BotoCoreError as error:
-        raise TelemetryUnavailable(f"Could not save the latest state and rollups: {error}") from error
-    _derived_cache.put(cache_key, item.serialize())  # with the version the save gave it
+        raise TelemetryUnavailable(f"Could not save the rollups: {error}") from error
+    saved = item.serialize()
+    count_write_units(saved)
+    _rollup_cache.put(cache_key, saved)  # with the version the save gave it
     return True
 
 
@@ -428,16 +537,6 @@ def _aws_error_code(error: PynamoDBException) -> str | None:
     # response at all, as when the connection drops mid-request.
     response = getattr(error.cause, "response", None) or {}
     return (response.get("Error") or {}).get("Code")
-
-
-def latest_state_get(kit_id: str) -> LatestState | None:
-    model = table(LatestState)
-    try:
-        return model.get(kit_id)
-    except model.DoesNotExist:
-        return None
-    except (PynamoDBException, BotoCoreError) as error:
-        raise TelemetryUnavailable(f"Could not read the latest state from DynamoDB: {error}") from error
 
 
 def rollup_periods_get(
@@ -454,3 +553,4 @@ def rollup_periods_get(
 
 # Django finds an app's relational models in its `models` module.
 from .dead_letters import DeadLetter  # noqa: E402, F401
+from .kit_state import LatestValue, RollupMark  # noqa: E402, F401

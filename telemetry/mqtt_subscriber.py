@@ -28,6 +28,7 @@ class BrokerSettings:
     private_key: Path
     root_ca: Path
     topics: tuple[str, ...]
+    topics_not_wanted: tuple[str, ...] = ()  # dropped from a persistent session on connect
     keep_alive_seconds: int = 30
 
 
@@ -84,6 +85,8 @@ class Subscriber:
             log.error("The broker refused the ingest bridge: %s", reason_code)
             return
         self.connected = True
+        if self.settings.topics_not_wanted:
+            client.unsubscribe(list(self.settings.topics_not_wanted))
         # Subscribe on every connect: a broker that restarted without our session forgot them.
         client.subscribe([(topic, QOS_AT_LEAST_ONCE) for topic in self.settings.topics])
         log.info(

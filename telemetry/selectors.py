@@ -1,9 +1,10 @@
 """Every telemetry read. Each takes a kit the caller may see: get it from
 `kits.selectors.kit_get_visible` first, so DynamoDB is never asked about a kit the caller may not see."""
 
+import copy
 import math
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -13,16 +14,22 @@ from kits.models import Kit
 
 from . import models
 from .exceptions import TelemetryQueryInvalid
+from .kit_state import LatestValue, RollupMark
 from .timebuckets import (
     BUCKET_MS,
     DAY_MS,
     HOUR_MS,
     Resolution,
+    Stats,
     bucket_start,
     day_start,
+    period_of,
     periods_between,
     slot_start,
+    slots_decode,
     slots_decode_raw,
+    slots_encode,
+    stats_of,
 )
 
 LAST_MAX = 1_000
@@ -53,17 +60,17 @@ class DataPage:
 
 def readings_latest(*, kit: Kit, sensors: list[str] | None = None, last: int = 1) -> dict[str, list[Point]]:
     """The latest `last` points of each sensor (or of `sensors`), oldest first. The latest one
-    per sensor is a single GetItem, whatever the kit's history."""
+    per sensor is one database query, whatever the kit's history; never behind the readings
+    stored (they are written with them)."""
     if not 1 <= last <= LAST_MAX:
         raise TelemetryQueryInvalid({"last": [f"Give a number from 1 to {LAST_MAX}."]})
-    state = models.latest_state_get(kit.id)
-    if state is None:
+    latest = latest_values(kit_ids=[kit.id]).get(kit.id)
+    if not latest:
         return {}
-    latest = models.as_plain_dict(state.sensors)
     wanted = sorted(sensors if sensors is not None else latest)
     if last == 1:
-        return {sensor: [Point(int(latest[sensor]["t"]), latest[sensor]["v"])] for sensor in wanted if sensor in latest}
-    newest = int(state.newest_ms)
+        return {sensor: [latest[sensor]] for sensor in wanted if sensor in latest}
+    newest = max(point.timestamp_ms for point in latest.values())
     oldest = newest - settings.TELEMETRY_RAW_RETENTION_DAYS * DAY_MS
     found: dict[str, list[Point]] = {sensor: [] for sensor in wanted}
     for day in reversed(list(_days_with_data(kit.id, oldest, newest + 1, wanted))):
@@ -76,6 +83,22 @@ def readings_latest(*, kit: Kit, sensors: list[str] | None = None, last: int = 1
         if all(len(points) >= last for points in found.values()):
             break
     return {sensor: list(reversed(points)) for sensor, points in found.items() if points}
+
+
+def latest_values(*, kit_ids: Iterable[str]) -> dict[str, dict[str, Point]]:
+    """Each kit's latest point of each sensor, {kit id: {sensor: point}}, for many kits in one
+    query (the dashboard's kit list). Take the kit ids from a selector that scopes them to the
+    caller."""
+    found: dict[str, dict[str, Point]] = defaultdict(dict)
+    rows = LatestValue.objects.filter(kit_id__in=list(kit_ids)).values_list("kit_id", "sensor", "timestamp_ms", "value")
+    for kit_id, sensor, timestamp_ms, value in rows:
+        found[kit_id][sensor] = Point(timestamp_ms, value)
+    return dict(found)
+
+
+def rollup_marks_pending(*, kit_ids: Iterable[str]) -> int:
+    """How many rollup buckets of these kits wait for a refresh."""
+    return RollupMark.objects.filter(kit_id__in=list(kit_ids)).count()
 
 
 def resolution_auto(*, kit: Kit, start_ms: int, end_ms: int, sensors: list[str] | None = None) -> Resolution:
@@ -168,7 +191,11 @@ def rollups_range(
 
 def _rollup_items(kit_id: str, resolution: Resolution, start_ms: int, end_ms: int) -> Rollups:
     """The buckets of the rollup items that overlap [start_ms, end_ms), oldest item first, as
-    {period: {sensor: {slot: [count, sum, min, max]}}}: one BatchGetItem, whatever the history."""
+    {period: {sensor: {slot: [count, sum, min, max]}}}: one BatchGetItem, whatever the history.
+
+    Rollups trail the raw readings by a few minutes (services.rollups_refresh): the buckets
+    still marked for a refresh are counted here and now, an hour from its raw readings and a
+    day from its hours, so a chart is never behind the newest reading."""
     periods = periods_between(resolution, bucket_start(resolution, start_ms), end_ms)
     items = models.rollup_periods_get((kit_id, period) for period in periods)
     decoded: Rollups = {}
@@ -177,7 +204,77 @@ def _rollup_items(kit_id: str, resolution: Resolution, start_ms: int, end_ms: in
         if item is not None:
             sensors = models.as_plain_dict(item.sensors)
             decoded[period] = {sensor: slots_decode_raw(text) for sensor, text in sensors.items()}
-    return decoded
+    kind = RollupMark.HOUR if resolution == Resolution.HOUR else RollupMark.DAY
+    pending = _pending_buckets(kit_id, kind, bucket_start(resolution, start_ms), end_ms)
+    for bucket in pending:
+        fresh = hour_stats(kit_id, bucket) if resolution == Resolution.HOUR else _day_stats_fresh(kit_id, bucket)
+        period, slot = period_of(resolution, bucket)
+        _slot_replace(decoded.setdefault(period, {}), str(slot), fresh)
+    return {period: decoded[period] for period in periods if decoded.get(period)}
+
+
+def _pending_buckets(kit_id: str, kind: str, start_ms: int, end_ms: int) -> list[int]:
+    return list(
+        RollupMark.objects.filter(kit_id=kit_id, kind=kind, bucket_ms__gte=start_ms, bucket_ms__lt=end_ms)
+        .order_by("bucket_ms")
+        .values_list("bucket_ms", flat=True)
+    )
+
+
+def _day_stats_fresh(kit_id: str, day: int) -> dict[str, Stats]:
+    """A day's statistics from its hourly buckets, with the hours still marked counted from raw."""
+    period = period_of(Resolution.HOUR, day)[0]
+    hourly = models.rollup_periods_get([(kit_id, period)], consistent=True).get((kit_id, period))
+    if hourly is None:
+        hourly = models.rollup_item_new((kit_id, period))
+    hours = _pending_buckets(kit_id, RollupMark.HOUR, day, day + DAY_MS)
+    if hours:
+        sensors = {sensor: slots_decode(text) for sensor, text in models.as_plain_dict(hourly.sensors).items()}
+        for hour in hours:
+            slot = (hour - day) // HOUR_MS
+            for sensor_slots in sensors.values():
+                sensor_slots.pop(slot, None)
+            for sensor, stats in hour_stats(kit_id, hour).items():
+                sensors.setdefault(sensor, {})[slot] = stats
+        hourly.sensors = {sensor: slots_encode(slots) for sensor, slots in sensors.items() if slots}
+    return day_totals(hourly)
+
+
+def hour_stats(kit_id: str, hour_ms: int) -> dict[str, Stats]:
+    """Every sensor's statistics of one hour, counted afresh from the stored raw readings
+    (strongly consistent: a refresh must see every reading stored before it)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for reading in models.raw_day_query(kit_id, day_start(hour_ms), hour_ms, hour_ms + HOUR_MS, consistent=True):
+        for sensor, value in reading.values.items():
+            values[sensor].append(value)
+    return {sensor: stats_of(sensor_values) for sensor, sensor_values in values.items()}
+
+
+def day_totals(hourly: models.RollupPeriod | None) -> dict[str, Stats]:
+    """A day's statistics per sensor, from its hourly rollup item."""
+    totals: dict[str, Stats] = {}
+    if hourly is None:
+        return totals
+    for sensor, text in models.as_plain_dict(hourly.sensors).items():
+        for stats in slots_decode(text).values():
+            if sensor in totals:
+                totals[sensor].merge(stats)
+            else:
+                totals[sensor] = copy.copy(stats)
+    return totals
+
+
+def _slot_replace(by_sensor: dict[str, dict[str, list]], slot: str, fresh: dict[str, Stats]) -> None:
+    """Puts `fresh` in place of one slot of a decoded rollup item, keeping each sensor's slots in order."""
+    for sensor_slots in by_sensor.values():
+        sensor_slots.pop(slot, None)
+    for sensor, stats in fresh.items():
+        by_sensor.setdefault(sensor, {})[slot] = [stats.count, stats.total, stats.minimum, stats.maximum]
+    for sensor in list(by_sensor):
+        if by_sensor[sensor]:
+            by_sensor[sensor] = dict(sorted(by_sensor[sensor].items(), key=lambda pair: int(pair[0])))
+        else:
+            del by_sensor[sensor]
 
 
 def _rollup_points(

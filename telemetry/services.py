@@ -1,24 +1,27 @@
-"""Every telemetry write: `readings_write` stores kit readings and keeps each kit's latest state
-and rollups right; `telemetry_tables_setup` prepares DynamoDB."""
+"""Every telemetry write: `readings_write` stores kit readings and keeps each kit's latest values
+right, `rollups_refresh` brings their rollups up to date, `telemetry_tables_setup` prepares DynamoDB."""
 
 import copy
-import functools
+import logging
 import re
+import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from kits.models import KIT_ID_PATTERN, SENSOR_KEY_PATTERN
 
 from . import models
 from .dead_letters import DeadLetter
-from .exceptions import ReadingsNotStored, TelemetryUnavailable
-from .models import LatestState, RollupPeriod, StoredReading
+from .exceptions import ReadingsNotStored, RollupNotStorable, TelemetryError, TelemetryUnavailable
+from .kit_state import LatestValue, RollupMark
+from .models import RollupPeriod, StoredReading
+from .selectors import day_totals, hour_stats
 from .timebuckets import (
     DAY_MS,
     HOUR_MS,
@@ -29,12 +32,12 @@ from .timebuckets import (
     period_of,
     slots_decode,
     slots_encode,
-    stats_of,
     to_ms,
 )
 
+log = logging.getLogger(__name__)
+
 MAX_SENSORS_PER_READING = 64
-MAX_ABS_VALUE = 1e100  # DynamoDB numbers stop at 1e126; nothing a sensor measures comes near
 # Readings this close to the retention limit are refused: their hour's older readings may be
 # expiring, and a rollup recounted from what is left would shrink.
 RETENTION_MARGIN_MS = DAY_MS
@@ -57,12 +60,12 @@ class Reading:
 class FailedReading:
     reading: Reading
     reason: str
+    permanent: bool = False  # it can never be stored as it is; else a later try may succeed
 
 
 @dataclass(frozen=True)
 class WriteSummary:
     stored: int  # readings stored now, counting those that were stored already
-    unchanged: int  # of which already stored with the same values, so nothing was written
 
 
 def telemetry_tables_setup() -> list[str]:
@@ -77,18 +80,20 @@ def telemetry_tables_missing() -> list[str]:
     return models.tables_missing()
 
 
-def readings_write(*, readings: Iterable[Reading]) -> WriteSummary:
-    """Stores `readings` and brings each kit's latest state and hourly and daily rollups up to date.
+def readings_write(*, readings: Iterable[Reading], rollups_now: bool = False) -> WriteSummary:
+    """Stores `readings` in DynamoDB, moves each kit's latest values forward and marks the hours
+    and days they fall in for a rollup refresh (`rollups_refresh`), which follows within
+    TELEMETRY_ROLLUP_DELAY_SECONDS, or at once with `rollups_now`.
 
-    Idempotent: a kit and timestamp written twice stays one reading (the second write wins) and
-    is counted once in the rollups, so a redelivered MQTT message changes nothing. Raw readings
-    go to DynamoDB in batches of at most 25, retried with backoff while DynamoDB leaves items
-    unprocessed or throttles. The latest state and the rollups are written once per kit and
-    period for the whole call, so calling with many readings at once costs far fewer writes
-    than calling once per reading.
+    Idempotent: a kit and timestamp written twice stays one reading (the second write wins), and
+    rollups are recomputed from the raw readings, never added to, so a redelivered MQTT message
+    changes nothing, whichever bridge stores it. Raw readings go to DynamoDB in batches of at
+    most 25, retried with backoff while DynamoDB leaves items unprocessed or throttles.
 
-    Raises ReadingsNotStored, listing each failed reading with its reason, if any reading is
-    invalid or could not be stored with its latest state and rollups; all others are stored.
+    Raises ReadingsNotStored, listing each failed reading with its reason and whether the failure
+    is permanent (the reading can never be stored as it is) or transient; all others are stored.
+    Raises TelemetryUnavailable if the database is away after the raw readings were stored:
+    writing them again is safe.
     """
     now_ms = to_ms(timezone.now())
     failed: list[FailedReading] = []
@@ -96,92 +101,239 @@ def readings_write(*, readings: Iterable[Reading]) -> WriteSummary:
     for reading in readings:
         problem = _problem_with(reading, now_ms)
         if problem:
-            failed.append(FailedReading(reading, problem))
+            failed.append(FailedReading(reading, problem, permanent=True))
             continue
         timestamp_ms = to_ms(reading.timestamp)
         values = {sensor: float(value) for sensor, value in reading.values.items()}
-        accepted[(reading.kit_id, timestamp_ms)] = (reading, StoredReading(reading.kit_id, timestamp_ms, values))
-
-    # Each round writes the kits still pending. A kit whose latest state somebody else saved
-    # meanwhile is written again from a fresh read: which of its readings may be stored already
-    # was decided on a latest state that is out of date.
-    pending, written, unchanged = accepted, {}, set()
-    for attempt in range(1, CONFLICT_RETRIES + 1):
-        if not pending:
-            break
-        outcome = _write_round(pending, cached=attempt == 1)
-        failed.extend(FailedReading(accepted[key][0], reason) for key, reason in outcome.failed.items())
-        written.update(outcome.written)
-        if attempt == 1:  # later rounds find this call's own first writes stored
-            unchanged = outcome.unchanged
-        pending = {
-            key: value for key, value in pending.items() if key[0] in outcome.stale_kits and key not in outcome.failed
-        }
-        if pending and attempt < CONFLICT_RETRIES:
-            models.backoff_sleep(attempt)
-    reason = (
-        "Stored, but the kit's latest state kept changing under us (or DynamoDB kept throttling its save); "
-        f"gave up after {CONFLICT_RETRIES} tries"
-    )
-    failed.extend(FailedReading(reading, reason) for reading, _ in pending.values())
-    stored = sum(len(by_time) for by_time in written.values())
-    unchanged_count = sum(1 for kit_id, by_time in written.items() for ms in by_time if (kit_id, ms) in unchanged)
-    if failed:
-        raise ReadingsNotStored(failed, stored=stored)
-    return WriteSummary(stored=stored, unchanged=unchanged_count)
-
-
-@dataclass
-class _RoundOutcome:
-    written: dict[str, dict[int, dict[str, float]]]  # kit -> {ms: values}, with latest state and rollups
-    unchanged: set[tuple[str, int]]  # found stored already with the same values
-    failed: dict[tuple[str, int], str]  # reading -> why it failed
-    stale_kits: set[str]  # to write again from a fresh read
-
-
-def _write_round(accepted: dict[tuple[str, int], tuple[Reading, StoredReading]], *, cached: bool) -> _RoundOutcome:
-    """Stores these (valid) readings and saves their kits' latest state and rollups."""
-    kits: dict[str, list[int]] = defaultdict(list)
-    for kit_id, timestamp_ms in accepted:
-        kits[kit_id].append(timestamp_ms)
-    derived = models.derived_items_get(
-        [("latest", kit_id) for kit_id in kits]
-        + [("rollup", kit_id, period) for kit_id, stamps in kits.items() for period in _rollup_periods(stamps)],
-        cached=cached,
-    )
-    newest = {kit_id: int(item.newest_ms) for (kind, kit_id, *_), item in derived.items() if kind == "latest"}
-    # A reading no newer than its kit's newest written one may be stored already (a
-    # redelivery, or a retry of a failed write): look it up. Newer ones cannot be.
-    maybe_stored = [key for key in accepted if key[0] in newest and key[1] <= newest[key[0]]]
-    existing = models.raw_items_get(maybe_stored) if maybe_stored else {}
-    unchanged = {key for key, values in existing.items() if values == accepted[key][1].values}
-    not_put = models.raw_items_put([stored for key, (_, stored) in accepted.items() if key not in unchanged])
-    failed = dict(not_put)
-
-    changes: dict[str, list[_Change]] = {}
-    written: dict[str, dict[int, dict[str, float]]] = {}
-    for kit_id, stamps in kits.items():
-        written[kit_id] = {ms: accepted[(kit_id, ms)][1].values for ms in stamps if (kit_id, ms) not in not_put}
-        if written[kit_id]:
-            recount = {ms - ms % HOUR_MS for ms in written[kit_id] if (kit_id, ms) in existing}
-            newest_after = max(newest.get(kit_id, 0), max(written[kit_id]))
-            changes[kit_id] = _kit_changes(kit_id, written[kit_id], recount, newest_after)
-    stale_kits = set()
-    for kit_id, error in _changes_commit(changes, derived).items():
-        if isinstance(error, _LatestStateChanged):
-            stale_kits.add(kit_id)
-            del written[kit_id]
+        stored = StoredReading(reading.kit_id, timestamp_ms, values)
+        problem = models.raw_item_problem(stored)
+        if problem:
+            failed.append(FailedReading(reading, problem, permanent=True))
             continue
-        reason = (
-            f"Stored, but the kit's latest state and rollups could not be updated ({error.message}); write it again"
+        accepted[(reading.kit_id, timestamp_ms)] = (reading, stored)
+
+    not_put = models.raw_items_put([stored for _, stored in accepted.values()])
+    failed.extend(
+        FailedReading(accepted[key][0], failure.reason, permanent=failure.permanent) for key, failure in not_put.items()
+    )
+    written = [stored for key, (_, stored) in accepted.items() if key not in not_put]
+    if written:
+        try:
+            _kit_state_record(written, now_ms)
+        except DatabaseError as error:
+            reason = f"Stored, but the database did not take the kits' latest values: {error}"
+            raise TelemetryUnavailable(reason) from error
+        if rollups_now:
+            rollups_refresh_all(kit_ids={reading.kit_id for reading in written})
+    if failed:
+        raise ReadingsNotStored(failed, stored=len(written))
+    return WriteSummary(stored=len(written))
+
+
+def _kit_state_record(written: list[StoredReading], now_ms: int) -> None:
+    """Moves the kits' latest values forward and marks the rollup buckets these readings changed,
+    in one transaction. Both are upserts: they need no read, and two bridges writing the same
+    kit at once both succeed (rows in key order, so they cannot deadlock on each other)."""
+    newest: dict[tuple[str, str], tuple[int, float]] = {}
+    hours, days = set(), set()
+    for reading in written:
+        for sensor, value in reading.values.items():
+            current = newest.get((reading.kit_id, sensor))
+            if current is None or reading.timestamp_ms >= current[0]:
+                newest[(reading.kit_id, sensor)] = (reading.timestamp_ms, value)
+        hours.add((reading.kit_id, reading.timestamp_ms - reading.timestamp_ms % HOUR_MS))
+        days.add((reading.kit_id, day_start(reading.timestamp_ms)))
+    delay_ms = settings.TELEMETRY_ROLLUP_DELAY_SECONDS * 1000
+    latest_table, marks_table = LatestValue._meta.db_table, RollupMark._meta.db_table
+    marks = sorted(
+        [(kit_id, RollupMark.HOUR, hour, now_ms + delay_ms) for kit_id, hour in hours]
+        # A day's bucket is refreshed once the day is over (until then readers count it from its
+        # hours), so a kit reporting all day rewrites its month's item once, not every few minutes.
+        + [(kit_id, RollupMark.DAY, day, max(now_ms, day + DAY_MS) + delay_ms) for kit_id, day in days]
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {latest_table} (kit_id, sensor, timestamp_ms, value) VALUES (%s, %s, %s, %s) "  # noqa: S608 (our table names)
+            "ON CONFLICT (kit_id, sensor) DO UPDATE SET timestamp_ms = excluded.timestamp_ms, value = excluded.value "
+            f"WHERE {latest_table}.timestamp_ms <= excluded.timestamp_ms",
+            [(kit_id, sensor, ms, value) for (kit_id, sensor), (ms, value) in sorted(newest.items())],
         )
-        failed.update({(kit_id, ms): reason for ms in written.pop(kit_id)})
-    return _RoundOutcome(written, unchanged, failed, stale_kits)
+        cursor.executemany(
+            f"INSERT INTO {marks_table} (kit_id, kind, bucket_ms, due_ms, generation, claimed_by) "  # noqa: S608
+            "VALUES (%s, %s, %s, %s, 1, '') "
+            f"ON CONFLICT (kit_id, kind, bucket_ms) DO UPDATE SET generation = {marks_table}.generation + 1",
+            marks,
+        )
+
+
+@dataclass(frozen=True)
+class RefreshSummary:
+    hours: int  # hourly buckets brought up to date
+    days: int  # daily buckets brought up to date
+    failed: int  # marks left for a later try (DynamoDB away, or an item it refuses)
+
+
+ROLLUP_CLAIM_MS = 60_000  # a refresh that stops half-way leaves its marks to another after this
+
+
+def rollups_refresh(
+    *, everything: bool = False, kit_ids: Iterable[str] | None = None, limit: int = 1000
+) -> RefreshSummary:
+    """Brings up to date the rollup buckets whose marks are due (with `everything`, due or not),
+    of `kit_ids` or of every kit, at most `limit` marks. Each bucket is
+    recomputed from the raw readings (a set, not an increment), so several bridges refreshing at
+    once, or one refreshing twice, still count every reading exactly once.
+
+    Safe with several refreshers: each claims its marks first, and a claim left by a refresher
+    that stopped lapses after a minute. A mark renewed by a writer during the refresh stays."""
+    now_ms = to_ms(timezone.now())
+    claimant = uuid.uuid4().hex
+    marks = _marks_claim(everything=everything, kit_ids=kit_ids, limit=limit, claimant=claimant, now_ms=now_ms)
+    hours: dict[tuple[str, int], list[dict]] = defaultdict(list)  # (kit, day) -> its hour marks
+    for mark in marks:
+        if mark["kind"] == RollupMark.HOUR:
+            hours[(mark["kit_id"], day_start(mark["bucket_ms"]))].append(mark)
+    done: list[dict] = []
+    days_done: set[tuple[str, int]] = set()
+    failed = 0
+    for (kit_id, day), day_marks in sorted(hours.items()):
+        try:
+            _hours_refresh(kit_id, day, [mark["bucket_ms"] for mark in day_marks])
+            if day + DAY_MS <= now_ms:  # a day that is over: its bucket follows its hours
+                _day_refresh(kit_id, day)
+                days_done.add((kit_id, day))
+        except TelemetryError as error:
+            failed += len(day_marks)
+            _marks_release(day_marks, error, now_ms)
+            continue
+        done.extend(day_marks)
+    day_marks = [mark for mark in marks if mark["kind"] == RollupMark.DAY]
+    done_ids = {mark["id"] for mark in done}
+    for mark in day_marks:
+        if (mark["kit_id"], mark["bucket_ms"]) in days_done:  # refreshed after its hours, above
+            done.append(mark)
+            continue
+        if _hours_pending(mark["kit_id"], mark["bucket_ms"], but=done_ids):
+            continue  # its day follows its hours: left for when they are done (see _marks_remove)
+        try:
+            _day_refresh(mark["kit_id"], mark["bucket_ms"])
+        except TelemetryError as error:
+            failed += 1
+            _marks_release([mark], error, now_ms)
+            continue
+        done.append(mark)
+    _marks_remove(done, claimed=marks, claimant=claimant, now_ms=now_ms)
+    return RefreshSummary(
+        hours=sum(1 for mark in done if mark["kind"] == RollupMark.HOUR),
+        days=sum(1 for mark in done if mark["kind"] == RollupMark.DAY),
+        failed=failed,
+    )
+
+
+def rollups_refresh_all(*, kit_ids: Iterable[str] | None = None) -> RefreshSummary:
+    """Refreshes every marked bucket now, due or not (for seeding and tests)."""
+    kit_ids = set(kit_ids) if kit_ids is not None else None
+    hours = days = failed = 0
+    while True:
+        summary = rollups_refresh(everything=True, kit_ids=kit_ids)
+        hours, days, failed = hours + summary.hours, days + summary.days, failed + summary.failed
+        if summary.hours + summary.days == 0 or summary.failed:
+            return RefreshSummary(hours, days, failed)
+
+
+def _marks_claim(*, everything: bool, kit_ids, limit: int, claimant: str, now_ms: int) -> list[dict]:
+    """Takes up to `limit` due marks (with `everything`, all but those another refresher holds)
+    for this refresher, and returns them with the generation they had when taken."""
+    # With `everything`, all but the marks another refresher holds now.
+    due = (
+        RollupMark.objects.exclude(claimed_by__gt="", due_ms__gt=now_ms)
+        if everything
+        else RollupMark.objects.filter(due_ms__lte=now_ms)
+    )
+    if kit_ids is not None:
+        due = due.filter(kit_id__in=kit_ids)
+    ids = list(due.order_by("due_ms").values_list("id", flat=True)[:limit])
+    if not ids:
+        return []
+    lease = now_ms + ROLLUP_CLAIM_MS
+    due.filter(id__in=ids).update(due_ms=lease, claimed_by=claimant)
+    return list(
+        RollupMark.objects.filter(id__in=ids, claimed_by=claimant, due_ms=lease).values(
+            "id", "kit_id", "kind", "bucket_ms", "generation"
+        )
+    )
+
+
+def _hours_pending(kit_id: str, day: int, *, but: set[int]) -> bool:
+    """Whether hours of this day are still marked, other than the marks `but` (refreshed now)."""
+    marked = RollupMark.objects.filter(
+        kit_id=kit_id, kind=RollupMark.HOUR, bucket_ms__gte=day, bucket_ms__lt=day + DAY_MS
+    )
+    return marked.exclude(id__in=but).exists()
+
+
+def _marks_remove(done: list[dict], *, claimed: list[dict], claimant: str, now_ms: int) -> None:
+    """Removes the marks whose bucket is refreshed, unless a writer marked it again meanwhile:
+    such a mark stays, due again after the usual delay, for the readings that came since, as
+    does a mark this refresh claimed but left."""
+    by_generation: dict[int, list[int]] = defaultdict(list)
+    for mark in done:
+        by_generation[mark["generation"]].append(mark["id"])
+    for generation, ids in by_generation.items():
+        RollupMark.objects.filter(id__in=ids, generation=generation).delete()
+    RollupMark.objects.filter(id__in=[mark["id"] for mark in claimed], claimed_by=claimant).update(
+        claimed_by="", due_ms=now_ms + settings.TELEMETRY_ROLLUP_DELAY_SECONDS * 1000
+    )
+
+
+def _marks_release(marks: list[dict], error: TelemetryError, now_ms: int) -> None:
+    """Leaves the marks for a later try: soon if DynamoDB was away, in an hour if it refused the
+    item itself (which no retry soon will change)."""
+    later_ms = 3_600_000 if isinstance(error, RollupNotStorable) else 5_000
+    if isinstance(error, RollupNotStorable):
+        log.error("Rollups of %s not refreshed: %s", marks[0]["kit_id"], error.message)
+    else:
+        log.warning("Rollups of %s not refreshed now (%s); trying again soon", marks[0]["kit_id"], error.message)
+    RollupMark.objects.filter(id__in=[mark["id"] for mark in marks]).update(due_ms=now_ms + later_ms, claimed_by="")
+
+
+def _hours_refresh(kit_id: str, day: int, hours: list[int]) -> None:
+    """Recomputes these hours of one kit's day from its raw readings and saves the day's hourly
+    item, conditional on its version. The raw readings are read after the item: so whichever
+    refresher saves last has seen every reading stored before its save."""
+    key = (kit_id, period_of(Resolution.HOUR, day)[0])
+    item = models.rollup_items_get([key], cached=True).get(key) or models.rollup_item_new(key)
+    for attempt in range(1, CONFLICT_RETRIES + 1):
+        replaced = {(hour - day) // HOUR_MS: hour_stats(kit_id, hour) for hour in hours}
+        if not _slots_apply(item, replaced=replaced) or models.rollup_item_save(item):
+            return
+        models.backoff_sleep(attempt)
+        item = models.rollup_items_get([key]).get(key) or models.rollup_item_new(key)
+    raise TelemetryUnavailable(f"the hourly rollups kept changing under us; gave up after {CONFLICT_RETRIES} tries")
+
+
+def _day_refresh(kit_id: str, day: int) -> None:
+    """Recomputes one kit's daily bucket from the day's hourly buckets and saves the month's item,
+    conditional on its version (the hourly item is read after it, for the same reason)."""
+    month, slot = period_of(Resolution.DAY, day)
+    month_key, hours_key = (kit_id, month), (kit_id, period_of(Resolution.HOUR, day)[0])
+    for attempt in range(1, CONFLICT_RETRIES + 1):
+        cached = attempt == 1
+        daily = models.rollup_items_get([month_key], cached=cached).get(month_key) or models.rollup_item_new(month_key)
+        hourly = models.rollup_items_get([hours_key], cached=cached).get(hours_key)
+        if not _slots_apply(daily, replaced={slot: day_totals(hourly)}) or models.rollup_item_save(daily):
+            return
+        models.backoff_sleep(attempt)
+    raise TelemetryUnavailable(f"the daily rollups kept changing under us; gave up after {CONFLICT_RETRIES} tries")
 
 
 def reading_problem(reading: Reading) -> str | None:
     """Why `readings_write` would refuse this reading, or None if it would take it."""
-    return _problem_with(reading, to_ms(timezone.now()))
+    problem = _problem_with(reading, to_ms(timezone.now()))
+    if problem:
+        return problem
+    values = {sensor: float(value) for sensor, value in reading.values.items()}
+    return models.raw_item_problem(StoredReading(reading.kit_id, to_ms(reading.timestamp), values))
 
 
 def _problem_with(reading: Reading, now_ms: int) -> str | None:
@@ -201,152 +353,13 @@ def _problem_with(reading: Reading, now_ms: int) -> str | None:
     for sensor, value in reading.values.items():
         if not isinstance(sensor, str) or not _SENSOR_KEY.match(sensor):
             return f"{sensor!r} is not a sensor key (lower-case letters, digits and underscores)."
-        if not is_finite_number(value) or abs(value) > MAX_ABS_VALUE:
+        if not is_finite_number(value):
             return f"The value of {sensor} must be a finite number, not {value!r}."
     return None
 
 
-def _rollup_periods(stamps: Iterable[int]) -> set[str]:
-    days = {day_start(ms) for ms in stamps}
-    return {period_of(resolution, day)[0] for day in days for resolution in (Resolution.HOUR, Resolution.DAY)}
-
-
-@dataclass(frozen=True)
-class _Change:
-    """A change to one derived item: `apply(item)` makes it on the item as read, and says whether
-    the item changed. Applied again to a fresh copy when somebody else wrote the item meanwhile."""
-
-    key: models.DerivedKey
-    apply: Callable[[LatestState | RollupPeriod], bool]
-
-
-def _kit_changes(
-    kit_id: str, written: dict[int, dict[str, float]], recount_hours: set[int], newest_after: int
-) -> list[_Change]:
-    """The changes one kit's latest state, hourly and daily rollups need for the readings just
-    `written` ({timestamp ms: values}), in the order they must be applied.
-
-    Rollups stay exact however often a reading is written. A reading newer than the kit's
-    newest written time cannot be stored already, so it is added to its hour. Any other reading
-    that was stored already has its whole hour recounted from the raw readings
-    (`recount_hours`): it may be a redelivery, counted already, or a retry of a write whose
-    raw items were stored but whose rollups were not. Daily buckets are always recomputed from
-    the day's hourly buckets, never added to. The latest state comes first: once it says a time
-    is written, a later write of that time recounts rather than adds.
-
-    So the rollups count exactly the raw readings no newer than the latest state's newest time
-    (`newest_after`, as this write leaves it), and a recount counts only those: a newer raw
-    reading is one whose writer stopped before saving the latest state, and is added when that
-    write is retried.
-    """
-    recounted = {hour: _hour_recount(kit_id, hour, until_ms=newest_after) for hour in recount_hours}
-    deltas: dict[int, dict[str, Stats]] = defaultdict(dict)
-    for timestamp_ms, values in written.items():
-        hour = timestamp_ms - timestamp_ms % HOUR_MS
-        if hour in recounted:
-            continue
-        for sensor, value in values.items():
-            if sensor in deltas[hour]:
-                deltas[hour][sensor].add(value)
-            else:
-                deltas[hour][sensor] = Stats.of(value)
-
-    changes = [_Change(("latest", kit_id), functools.partial(_latest_apply, written=written))]
-    hours_by_day: dict[int, set[int]] = defaultdict(set)
-    for hour in [*recounted, *deltas]:
-        hours_by_day[day_start(hour)].add(hour)
-    hourly_after: dict[int, RollupPeriod] = {}  # each day's hourly item as last applied
-    for day, hours in sorted(hours_by_day.items()):
-        slot = {hour: (hour - day) // HOUR_MS for hour in hours}
-        replaced = {slot[hour]: recounted[hour] for hour in hours if hour in recounted}
-        added = {slot[hour]: deltas[hour] for hour in hours if hour in deltas}
-
-        def apply_hours(item, day=day, replaced=replaced, added=added):
-            hourly_after[day] = item
-            return _slots_apply(item, replaced=replaced, added=added)
-
-        changes.append(_Change(("rollup", kit_id, period_of(Resolution.HOUR, day)[0]), apply_hours))
-    days_by_month: dict[str, list[int]] = defaultdict(list)
-    for day in sorted(hours_by_day):
-        days_by_month[period_of(Resolution.DAY, day)[0]].append(day)
-    for month, days in days_by_month.items():
-
-        def apply_days(item, days=days):
-            replaced = {period_of(Resolution.DAY, day)[1]: _day_totals(hourly_after[day]) for day in days}
-            return _slots_apply(item, replaced=replaced, added={})
-
-        changes.append(_Change(("rollup", kit_id, month), apply_days))
-    return changes
-
-
-def _latest_apply(item: LatestState, *, written: dict[int, dict[str, float]]) -> bool:
-    sensors = models.as_plain_dict(item.sensors)
-    before = copy.deepcopy(sensors)
-    for timestamp_ms in sorted(written):
-        for sensor, value in written[timestamp_ms].items():
-            current = sensors.get(sensor)
-            if current is None or timestamp_ms >= current["t"]:
-                sensors[sensor] = {"t": timestamp_ms, "v": value}
-    newest = max(int(item.newest_ms or 0), max(written))
-    if sensors == before and newest == item.newest_ms:
-        return False
-    item.sensors = sensors
-    item.newest_ms = newest
-    return True
-
-
-class _LatestStateChanged(TelemetryUnavailable):
-    """Somebody saved the kit's latest state after we read it: write the kit again from a fresh read."""
-
-
-def _changes_commit(
-    changes: dict[str, list[_Change]], stored: dict[models.DerivedKey, LatestState | RollupPeriod]
-) -> dict[str, TelemetryUnavailable]:
-    """Applies every kit's changes and saves them, kits side by side. Returns the kits whose
-    changes could not be saved, with the reason."""
-    workers = max(1, min(settings.TELEMETRY_WRITE_CONCURRENCY, len(changes)))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {
-            kit_id: pool.submit(_kit_changes_commit, kit_changes, stored) for kit_id, kit_changes in changes.items()
-        }
-    failures = {}
-    for kit_id, future in futures.items():
-        try:
-            future.result()
-        except TelemetryUnavailable as error:
-            failures[kit_id] = error
-    return failures
-
-
-def _kit_changes_commit(
-    kit_changes: list[_Change], stored: dict[models.DerivedKey, LatestState | RollupPeriod]
-) -> None:
-    """Saves one kit's changes in their order, each item only if nobody saved it since it was
-    read. The latest state comes first; if it was saved meanwhile, raises _LatestStateChanged
-    and saves nothing. A rollup saved meanwhile is read again and its change applied afresh.
-
-    One item at a time, not one transaction: the order alone keeps the kit right. Were the
-    writer to stop half-way, the latest state already says its readings are written, so the
-    retry recounts their hours from the raw readings instead of adding them twice; daily
-    buckets are always recomputed from hourly ones. It also costs half the write units of a
-    transaction. Stops at the first item it cannot save, as later ones derive from it."""
-    for change in kit_changes:
-        item = stored.get(change.key) or models.derived_item_new(change.key)
-        for attempt in range(1, CONFLICT_RETRIES + 1):
-            if not change.apply(item) or models.derived_item_save(item):
-                break
-            if change.key[0] == "latest":
-                raise _LatestStateChanged("the kit's latest state changed meanwhile")
-            models.backoff_sleep(attempt)
-            item = models.derived_items_get([change.key]).get(change.key) or models.derived_item_new(change.key)
-        else:
-            raise TelemetryUnavailable(f"the items kept changing under us; gave up after {CONFLICT_RETRIES} tries")
-
-
-def _slots_apply(
-    item: RollupPeriod, *, replaced: dict[int, dict[str, Stats]], added: dict[int, dict[str, Stats]]
-) -> bool:
-    """Replaces some buckets of a rollup item and adds to others; False if nothing changed."""
+def _slots_apply(item: RollupPeriod, *, replaced: dict[int, dict[str, Stats]]) -> bool:
+    """Replaces some buckets of a rollup item; False if nothing changed."""
     stored = models.as_plain_dict(item.sensors)
     slots = {sensor: slots_decode(text) for sensor, text in stored.items()}
     for slot, by_sensor in replaced.items():
@@ -354,43 +367,11 @@ def _slots_apply(
             sensor_slots.pop(slot, None)
         for sensor, stats in by_sensor.items():
             slots.setdefault(sensor, {})[slot] = copy.copy(stats)
-    for slot, by_sensor in added.items():
-        for sensor, stats in by_sensor.items():
-            current = slots.setdefault(sensor, {}).get(slot)
-            if current is None:
-                slots[sensor][slot] = copy.copy(stats)
-            else:
-                current.merge(stats)
     encoded = {sensor: slots_encode(sensor_slots) for sensor, sensor_slots in sorted(slots.items()) if sensor_slots}
     if encoded == stored:
         return False
     item.sensors = encoded
     return True
-
-
-def _hour_recount(kit_id: str, hour_ms: int, *, until_ms: int) -> dict[str, Stats]:
-    """Every sensor's statistics of one hour, counted afresh from the stored raw readings no newer
-    than `until_ms`."""
-    values: dict[str, list[float]] = defaultdict(list)
-    end_ms = min(hour_ms + HOUR_MS, until_ms + 1)
-    for reading in models.raw_day_query(kit_id, day_start(hour_ms), hour_ms, end_ms, consistent=True):
-        for sensor, value in reading.values.items():
-            values[sensor].append(value)
-    return {sensor: stats_of(sensor_values) for sensor, sensor_values in values.items()}
-
-
-def _day_totals(hourly: RollupPeriod | None) -> dict[str, Stats]:
-    """A day's statistics per sensor, from its hourly buckets."""
-    totals: dict[str, Stats] = {}
-    if hourly is None:
-        return totals
-    for sensor, text in models.as_plain_dict(hourly.sensors).items():
-        for stats in slots_decode(text).values():
-            if sensor in totals:
-                totals[sensor].merge(stats)
-            else:
-                totals[sensor] = copy.copy(stats)
-    return totals
 
 
 @dataclass(frozen=True)

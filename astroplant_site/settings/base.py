@@ -234,8 +234,9 @@ else:
     }
 
 # --- Telemetry (DynamoDB, telemetry/) --------------------------------------------------------
-# The three tables are named <prefix>telemetry-readings, -rollups and -latest; `manage.py
-# dynamodb_setup` creates them. The region is AWS_REGION above; the endpoint is boto's own
+# The two tables are named <prefix>telemetry-readings and -rollups; `manage.py dynamodb_setup`
+# creates them (each kit's latest values live in the database, telemetry/kit_state.py).
+# The region is AWS_REGION above; the endpoint is boto's own
 # AWS_ENDPOINT_URL_DYNAMODB (or AWS_ENDPOINT_URL): unset means real AWS.
 DYNAMODB_TABLE_PREFIX = env.str("DYNAMODB_TABLE_PREFIX", default="astroplant-")
 # Raw readings expire this long after their timestamp (DynamoDB TTL); hourly and daily rollups
@@ -250,6 +251,11 @@ TELEMETRY_WRITE_BACKOFF_BASE_SECONDS = env.float("TELEMETRY_WRITE_BACKOFF_BASE_S
 TELEMETRY_WRITE_BACKOFF_MAX_SECONDS = env.float("TELEMETRY_WRITE_BACKOFF_MAX_SECONDS", default=5.0)
 # How many 25-item batches of raw readings one write sends at once (botocore's pool holds 10).
 TELEMETRY_WRITE_CONCURRENCY = env.int("TELEMETRY_WRITE_CONCURRENCY", default=4)
+# Rollups trail the raw readings by at most this long (plus a minute when a refresher stops
+# half-way): each hour a reading changes is recounted from the raw readings once this long after
+# it was first changed, so a kit reporting every minute costs one rollup write per few readings.
+# Readers count the hours not yet refreshed from the raw readings, so charts are never behind.
+TELEMETRY_ROLLUP_DELAY_SECONDS = env.int("TELEMETRY_ROLLUP_DELAY_SECONDS", default=300)
 # boto and PynamoDB say at INFO where they found credentials and endpoints, on every client.
 LOGGING["loggers"].update({"botocore": {"level": "WARNING"}, "pynamodb": {"level": "WARNING"}})
 
@@ -258,8 +264,15 @@ LOGGING["loggers"].update({"botocore": {"level": "WARNING"}, "pynamodb": {"level
 # one whose policy allows that; locally one our project CA issues (IOT_CA_AUTO_CREATE).
 INGEST_MQTT_HOST = env.str("INGEST_MQTT_HOST", default=IOT_MQTT_ENDPOINT)
 INGEST_MQTT_PORT = env.int("INGEST_MQTT_PORT", default=IOT_MQTT_PORT)
+# Each bridge has its own client id (and, locally, its own certificate named after it):
+# astroplant.ingest, astroplant.ingest.2, ... (localdev/mosquitto.py lets in eight).
 INGEST_CLIENT_ID = env.str("INGEST_CLIENT_ID", default="astroplant.ingest")
-INGEST_CREDENTIALS_DIR = Path(env.str("INGEST_CREDENTIALS_DIR", default=str(BASE_DIR / "var" / "ingest")))
+# Bridges in one MQTT shared subscription ($share/<group>/...) split the kits' messages between
+# them: run more bridges to ingest more. Empty: a plain subscription (each bridge gets everything).
+INGEST_SHARE_GROUP = env.str("INGEST_SHARE_GROUP", default="ingest")
+INGEST_CREDENTIALS_DIR = Path(
+    env.str("INGEST_CREDENTIALS_DIR", default=str(BASE_DIR / "var" / "ingest" / INGEST_CLIENT_ID))
+)
 INGEST_CERTIFICATE_FILE = env.str(
     "INGEST_CERTIFICATE_FILE", default=str(INGEST_CREDENTIALS_DIR / "certificate.pem.crt")
 )

@@ -19,13 +19,11 @@ def test_dynamodb_setup_creates_the_tables_with_ttl_and_is_safe_to_run_again(mot
         call_command("dynamodb_setup", stdout=second)
 
         names = client().list_tables()["TableNames"]
-        assert {"setup-test-telemetry-readings", "setup-test-telemetry-rollups", "setup-test-telemetry-latest"} <= set(
-            names
-        )
+        assert {"setup-test-telemetry-readings", "setup-test-telemetry-rollups"} <= set(names)
         ttl = client().describe_time_to_live(TableName="setup-test-telemetry-readings")["TimeToLiveDescription"]
         assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "x")
-        assert first.getvalue().count("created") == 3
-        assert second.getvalue().count("exists") == 3
+        assert first.getvalue().count("created") == 2
+        assert second.getvalue().count("exists") == 2
     finally:
         for model in MODELS:
             table(model).delete_table()

@@ -1,5 +1,6 @@
-"""readings_write against the real local DynamoDB (moto_server): storage, idempotency, rollups,
-batching, and what happens when DynamoDB leaves items unprocessed or throttles."""
+"""readings_write and rollups_refresh against the real local DynamoDB (moto_server): storage,
+idempotency, rollups, batching, DynamoDB's own limits, and what happens when DynamoDB leaves
+items unprocessed, throttles or refuses an item."""
 
 import math
 import threading
@@ -11,12 +12,13 @@ from botocore.awsrequest import AWSResponse
 from kits.models import Kit
 from telemetry import models, selectors
 from telemetry.exceptions import ReadingsNotStored
-from telemetry.services import Reading, readings_write
+from telemetry.kit_state import RollupMark
+from telemetry.services import Reading, readings_write, rollups_refresh, rollups_refresh_all
 from telemetry.timebuckets import HOUR_MS, Resolution, day_name, from_ms, to_ms
 
 from .conftest import minutely
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 KIT = Kit(id="k-test")  # selectors take a kit the caller may see; the kit registry is not involved here
 
@@ -26,6 +28,25 @@ def raw_timestamps(start, end):
         kit=KIT, start_ms=to_ms(start), end_ms=to_ms(end), resolution=Resolution.RAW, page_size=10_000
     )
     return [point.timestamp_ms for point in page.series.get("temperature", [])]
+
+
+def refreshed():
+    """Brings every rollup up to date now, as the bridge does a few minutes after a write."""
+    summary = rollups_refresh_all()
+    assert summary.failed == 0 and not RollupMark.objects.exists()
+    return summary
+
+
+def stored_hour_counts(kit_id, day_start, sensor="temperature"):
+    """The hourly counts DynamoDB holds for one kit's day (not the ones readers overlay)."""
+    from telemetry.timebuckets import slots_decode
+
+    period = f"1h#{day_start:%Y-%m-%d}"
+    item = models.rollup_periods_get([(kit_id, period)], consistent=True).get((kit_id, period))
+    if item is None:
+        return {}
+    text = models.as_plain_dict(item.sensors).get(sensor)
+    return {slot: stats.count for slot, stats in slots_decode(text).items()} if text else {}
 
 
 def hour_point(start, sensor="temperature"):
@@ -52,19 +73,20 @@ def test_written_readings_are_the_latest_and_the_history(telemetry_tables, two_d
     assert raw_timestamps(two_days_ago, two_days_ago + timedelta(hours=1)) == [to_ms(r.timestamp) for r in readings]
 
 
-def test_the_same_reading_written_twice_stays_one_reading_counted_once(telemetry_tables, two_days_ago, dynamodb_calls):
-    # given an hour of readings, stored
+def test_the_same_reading_written_twice_stays_one_reading_counted_once(telemetry_tables, two_days_ago):
+    # given an hour of readings, stored and rolled up
     readings = minutely("k-test", two_days_ago, 60)
     readings_write(readings=readings)
-    dynamodb_calls.clear()
+    refreshed()
 
     # when ten of them are delivered again (an MQTT QoS 1 redelivery)
     summary = readings_write(readings=readings[20:30])
+    refreshed()
 
-    # then nothing is written again, the history has each reading once and the hour counts 60
-    assert summary.unchanged == 10
-    assert not [name for name, _ in dynamodb_calls if name in ("BatchWriteItem", "PutItem")]
+    # then the history has each reading once and the hour, recounted, counts 60
+    assert summary.stored == 10
     assert len(raw_timestamps(two_days_ago, two_days_ago + timedelta(hours=1))) == 60
+    assert stored_hour_counts("k-test", two_days_ago) == {0: 60}
     point = hour_point(two_days_ago)
     assert point.count == 60
     assert point.minimum == 20.0 and point.maximum == 25.9
@@ -250,100 +272,6 @@ def test_raw_readings_carry_a_ttl_from_the_retention_setting(telemetry_tables, t
     assert item.expires_at == two_days_ago + timedelta(days=30)
 
 
-def test_a_concurrent_writer_of_the_same_kit_loses_no_update(telemetry_tables, two_days_ago, dynamodb_calls):
-    # given another writer stores the second half-hour of readings just before our write saves
-    # the latest state and rollups it read a moment earlier
-    ours, theirs = minutely("k-test", two_days_ago, 60)[:30], minutely("k-test", two_days_ago, 60)[30:]
-    interrupted = []
-
-    def competing_write(**kwargs):
-        if not interrupted:
-            interrupted.append(True)
-            readings_write(readings=theirs)
-
-    models.client().meta.events.register("before-call.dynamodb.PutItem", competing_write)
-    try:
-        # when we write the first half-hour
-        readings_write(readings=ours)
-    finally:
-        models.client().meta.events.unregister("before-call.dynamodb.PutItem", competing_write)
-
-    # then our latest-state save was refused, and our write started over from a fresh read: the
-    # latest state (theirs is newer) needed no change, and the hour and the day, recounted, count
-    # all 60
-    assert interrupted
-    puts = [params["TableName"].rpartition("telemetry-")[2] for name, params in dynamodb_calls if name == "PutItem"]
-    assert puts == [
-        "latest",  # ours, refused
-        *("latest", "rollups", "rollups"),  # theirs
-        *("rollups", "rollups"),  # ours, from the fresh read
-    ]
-    assert hour_point(two_days_ago).count == 60
-    (day,) = selectors.rollups_range(
-        kit=KIT, start_ms=to_ms(two_days_ago), end_ms=to_ms(two_days_ago) + HOUR_MS, resolution=Resolution.DAY
-    )["temperature"]
-    assert day.count == 60
-    latest = selectors.readings_latest(kit=KIT)
-    assert latest["temperature"][0].timestamp_ms == to_ms(theirs[-1].timestamp)
-
-
-def _drop_puts_to(table_suffix: str):
-    """A botocore hook that cuts the connection of every PutItem into the table whose name ends
-    with `table_suffix`, as when DynamoDB goes away mid-write."""
-    from botocore.exceptions import ConnectionClosedError
-
-    def drop(params, **kwargs):
-        if params["TableName"].endswith(table_suffix):
-            raise ConnectionClosedError(endpoint_url="http://127.0.0.1/")
-
-    return drop
-
-
-def test_a_connection_dropped_while_saving_rollups_is_a_transient_failure(telemetry_tables, two_days_ago):
-    """Found by the end-to-end test: DynamoDB cut off while the latest state and rollups are
-    saved must read as 'unavailable, try again', never crash the caller."""
-    from telemetry.exceptions import TelemetryUnavailable
-
-    drop = _drop_puts_to("telemetry-latest")
-    client = models.client()
-    client.meta.events.register("provide-client-params.dynamodb.PutItem", drop)
-    try:
-        with pytest.raises((TelemetryUnavailable, ReadingsNotStored)):
-            readings_write(readings=minutely("tx-kit", two_days_ago, 3))
-    finally:
-        client.meta.events.unregister("provide-client-params.dynamodb.PutItem", drop)
-
-    summary = readings_write(readings=minutely("tx-kit", two_days_ago, 3))  # DynamoDB is back
-    assert summary.stored == 3
-
-
-def test_a_write_cut_off_between_latest_state_and_rollups_counts_each_reading_once_on_retry(
-    telemetry_tables, two_days_ago
-):
-    # given a write whose raw readings and latest state were saved, but not its rollups
-    # (DynamoDB went away between the two)
-    first, second = minutely("k-test", two_days_ago, 40)[:20], minutely("k-test", two_days_ago, 40)[20:]
-    readings_write(readings=first)
-    drop = _drop_puts_to("telemetry-rollups")
-    models.client().meta.events.register("provide-client-params.dynamodb.PutItem", drop)
-    try:
-        with pytest.raises(ReadingsNotStored) as raised:
-            readings_write(readings=second)
-    finally:
-        models.client().meta.events.unregister("provide-client-params.dynamodb.PutItem", drop)
-    assert "could not be updated" in raised.value.failed[0].reason
-    assert selectors.readings_latest(kit=KIT)["temperature"][0].timestamp_ms == to_ms(second[-1].timestamp)
-    assert hour_point(two_days_ago).count == 20  # the rollups missed the second write
-
-    # when the same readings are written again, as the ingest bridge does with a failed batch
-    readings_write(readings=second)
-
-    # then the hour is recounted from the raw readings: each of the 40 counted once
-    point = hour_point(two_days_ago)
-    assert point.count == 40
-    assert point.minimum == 20.0 and point.maximum == pytest.approx(23.9)
-
-
 def test_raw_items_are_what_the_pynamodb_model_would_store(settings):
     # given readings with values of every shape a float takes in text
     settings.TELEMETRY_RAW_RETENTION_DAYS = 30
@@ -363,66 +291,223 @@ def test_raw_items_are_what_the_pynamodb_model_would_store(settings):
     assert item == expected
 
 
-def test_a_writer_that_keeps_writing_a_kit_does_not_read_its_state_back(telemetry_tables, two_days_ago, dynamodb_calls):
-    # given a kit's first ten minutes written by this process
+def test_a_refresh_racing_another_writer_loses_no_reading(telemetry_tables, two_days_ago, dynamodb_calls):
+    # given half an hour of readings, marked for a rollup refresh
+    ours, theirs = minutely("k-test", two_days_ago, 60)[:30], minutely("k-test", two_days_ago, 60)[30:]
+    readings_write(readings=ours)
+    interrupted = []
+
+    def competing_writer(**kwargs):
+        # another bridge stores the next half-hour and refreshes it, just before our save
+        if not interrupted:
+            interrupted.append(True)
+            readings_write(readings=theirs)
+            rollups_refresh_all()
+
+    models.client().meta.events.register("before-call.dynamodb.PutItem", competing_writer)
+    try:
+        # when our refresh saves the hour it counted before their readings were stored
+        rollups_refresh(everything=True)
+    finally:
+        models.client().meta.events.unregister("before-call.dynamodb.PutItem", competing_writer)
+
+    # then our save was refused (their item is newer), our refresh counted again, and each of
+    # the 60 readings is counted once in the hour and in the day
+    assert interrupted
+    refreshed()
+    assert stored_hour_counts("k-test", two_days_ago) == {0: 60}
+    (day,) = selectors.rollups_range(
+        kit=KIT, start_ms=to_ms(two_days_ago), end_ms=to_ms(two_days_ago) + HOUR_MS, resolution=Resolution.DAY
+    )["temperature"]
+    assert day.count == 60
+
+
+def test_a_reading_stored_while_its_hour_is_refreshed_keeps_the_hour_marked(telemetry_tables, two_days_ago):
+    # given an hour with readings, marked
     readings = minutely("k-test", two_days_ago, 20)
     readings_write(readings=readings[:10])
-    dynamodb_calls.clear()
+    written_meanwhile = []
 
-    # when the next ten minutes are written
-    readings_write(readings=readings[10:])
+    def writer_during_refresh(**kwargs):
+        # a reading of the same hour arrives after the refresh has counted the hour
+        if not written_meanwhile:
+            written_meanwhile.append(True)
+            readings_write(readings=readings[10:])
 
-    # then the latest state and rollups came from what this process saved, not from DynamoDB,
-    # and are right
-    assert [name for name, _ in dynamodb_calls if name in ("BatchGetItem", "GetItem", "Query")] == []
-    assert hour_point(two_days_ago).count == 20
+    models.client().meta.events.register("before-call.dynamodb.PutItem", writer_during_refresh)
+    try:
+        summary = rollups_refresh(everything=True)
+    finally:
+        models.client().meta.events.unregister("before-call.dynamodb.PutItem", writer_during_refresh)
+
+    # then the refresh saved what it counted, but left the hour marked: the new readings are
+    # counted by the next refresh, not lost
+    assert summary.hours == 1
+    assert stored_hour_counts("k-test", two_days_ago) == {0: 10}
+    assert RollupMark.objects.filter(kind=RollupMark.HOUR).exists()
+    refreshed()
+    assert stored_hour_counts("k-test", two_days_ago) == {0: 20}
 
 
-def test_a_kit_written_meanwhile_by_another_process_is_counted_right(
-    telemetry_tables, two_days_ago, dynamodb_calls, monkeypatch
+def test_rollups_follow_the_delay_and_readers_count_what_is_not_refreshed_yet(
+    telemetry_tables, two_days_ago, settings, dynamodb_calls
 ):
-    # given this process wrote minutes 0-9 and remembers the kit's state as of then
-    readings = minutely("k-test", two_days_ago, 30)
-    readings_write(readings=readings[:10])
-    ours = models._derived_cache
+    # given a refresh delay of five minutes
+    settings.TELEMETRY_ROLLUP_DELAY_SECONDS = 300
 
-    # and another process (with its own memory) wrote minutes 10-19 since
-    monkeypatch.setattr(models, "_derived_cache", models._DerivedItemCache(size=100))
-    readings_write(readings=readings[10:20])
-    monkeypatch.setattr(models, "_derived_cache", ours)
+    # when a kit's readings are written, one call per message as a fleet sends them
+    for reading in minutely("k-test", two_days_ago, 5):
+        readings_write(readings=[reading])
+
+    # then each call wrote one raw item and no rollup, nothing is due yet, and readers still see
+    # every reading in the hourly and daily buckets (counted from the raw readings)
+    puts = [name for name, _ in dynamodb_calls if name in ("PutItem", "BatchWriteItem")]
+    assert puts == ["BatchWriteItem"] * 5
+    assert rollups_refresh().hours == 0
+    assert stored_hour_counts("k-test", two_days_ago) == {}
+    assert hour_point(two_days_ago).count == 5
+    (day,) = selectors.rollups_range(
+        kit=KIT, start_ms=to_ms(two_days_ago), end_ms=to_ms(two_days_ago) + HOUR_MS, resolution=Resolution.DAY
+    )["temperature"]
+    assert day.count == 5
+
+    # and once refreshed, the hour and its (past) day are written once for all five readings
     dynamodb_calls.clear()
+    refreshed()
+    assert [name for name, _ in dynamodb_calls if name == "PutItem"] == ["PutItem", "PutItem"]
+    assert stored_hour_counts("k-test", two_days_ago) == {0: 5}
 
-    # when this process gets minutes 10-19 again (a redelivery) with the new minutes 20-29
-    summary = readings_write(readings=readings[10:])
 
-    # then its remembered state was refused, it read the kit afresh, and each minute counts once
-    assert summary.stored == 20
-    state_reads = [
-        params
-        for name, params in dynamodb_calls
-        if name == "BatchGetItem" and any(table.endswith("telemetry-latest") for table in params["RequestItems"])
-    ]
-    assert len(state_reads) == 1  # the fresh read
-    point = hour_point(two_days_ago)
-    assert point.count == 30
-    assert latest_of(KIT) == to_ms(readings[-1].timestamp)
+def test_latest_values_never_go_back_in_time(telemetry_tables, two_days_ago):
+    # given a kit's newer reading, stored
+    older, newer = minutely("k-test", two_days_ago, 2)
+    readings_write(readings=[newer])
+
+    # when an older one arrives late (redelivered, or through another bridge)
+    readings_write(readings=[older])
+
+    # then the latest values are still the newer reading's; the history has both
+    assert latest_of(KIT) == to_ms(newer.timestamp)
+    assert len(raw_timestamps(two_days_ago, two_days_ago + timedelta(hours=1))) == 2
 
 
 def latest_of(kit):
     return selectors.readings_latest(kit=kit)["temperature"][0].timestamp_ms
 
 
-def test_raw_readings_of_a_write_that_stopped_before_its_latest_state_are_counted_once(telemetry_tables, two_days_ago):
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        (0.0, True),
+        (-0.0, True),
+        (1e-130, True),
+        (-1e-130, True),
+        (9.9e125, True),
+        (1e-131, False),
+        (5e-324, False),  # the smallest float there is
+        (1e126, False),
+        (-1.7976931348623157e308, False),  # the largest
+    ],
+)
+def test_numbers_are_held_to_dynamodbs_own_limits(telemetry_tables, two_days_ago, value, stored):
+    reading = Reading("k-test", two_days_ago, {"temperature": value})
+
+    if stored:
+        readings_write(readings=[reading])
+        assert selectors.readings_latest(kit=KIT)["temperature"][0].value == value
+    else:
+        with pytest.raises(ReadingsNotStored) as raised:
+            readings_write(readings=[reading])
+        (failure,) = raised.value.failed
+        assert failure.permanent and "DynamoDB stores magnitudes" in failure.reason
+
+
+def test_a_reading_dynamodb_refuses_for_an_unforeseen_reason_is_found_and_the_rest_stored(
+    telemetry_tables, two_days_ago, monkeypatch, dynamodb_calls
+):
+    # given our own check of DynamoDB's limits misses something (here: switched off), and one
+    # reading in the middle of a batch carries a number DynamoDB refuses
+    monkeypatch.setattr(models, "raw_item_problem", lambda reading: None)
+    readings = minutely("k-test", two_days_ago, 30)
+    readings[17] = Reading("k-test", readings[17].timestamp, {"temperature": 1e-200})
+
+    # when the batch is written
+    with pytest.raises(ReadingsNotStored) as raised:
+        readings_write(readings=readings)
+
+    # then DynamoDB's refusal was narrowed down to that reading alone, permanently failed with
+    # DynamoDB's own reason, and every other reading is stored
+    (failure,) = raised.value.failed
+    assert failure.reading == readings[17]
+    assert failure.permanent and "ValidationException" in failure.reason
+    assert raised.value.stored == 29
+    stored = raw_timestamps(two_days_ago, two_days_ago + timedelta(hours=1))
+    assert stored == [to_ms(r.timestamp) for i, r in enumerate(readings) if i != 17]
+    batch_sizes = [
+        len(items)
+        for name, params in dynamodb_calls
+        if name == "BatchWriteItem"
+        for items in params["RequestItems"].values()
+    ]
+    assert max(batch_sizes) == 25 and 1 in batch_sizes  # split down to the one item
+
+
+def test_a_missing_table_is_a_transient_failure_not_a_refused_reading(telemetry_tables, two_days_ago):
+    from django.test import override_settings
+
+    # given the table prefix names tables that do not exist (a misconfigured bridge)
+    with override_settings(DYNAMODB_TABLE_PREFIX="nowhere-"), pytest.raises(ReadingsNotStored) as raised:
+        readings_write(readings=minutely("k-test", two_days_ago, 2))
+
+    # then no reading is refused for good: the bridge retries them, it does not dead-letter them
+    assert raised.value.failed and not any(failure.permanent for failure in raised.value.failed)
+    assert "ResourceNotFoundException" in raised.value.failed[0].reason
+
+
+def _drop_puts_to(table_suffix: str):
+    """A botocore hook that cuts the connection of every PutItem into the table whose name ends
+    with `table_suffix`, as when DynamoDB goes away mid-write."""
+    from botocore.exceptions import ConnectionClosedError
+
+    def drop(params, **kwargs):
+        if params["TableName"].endswith(table_suffix):
+            raise ConnectionClosedError(endpoint_url="http://127.0.0.1/")
+
+    return drop
+
+
+def test_a_connection_dropped_while_saving_rollups_leaves_them_marked_for_a_retry(telemetry_tables, two_days_ago):
+    # given readings written, and DynamoDB cut off while their rollups are saved
+    readings_write(readings=minutely("tx-kit", two_days_ago, 3))
+    drop = _drop_puts_to("telemetry-rollups")
+    client = models.client()
+    client.meta.events.register("provide-client-params.dynamodb.PutItem", drop)
+    try:
+        summary = rollups_refresh(everything=True)
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb.PutItem", drop)
+
+    # then the refresh says it failed, keeps the marks (the day's waits for its hour), and a
+    # later one completes the rollups
+    assert (summary.failed, summary.days) == (1, 0) and RollupMark.objects.count() == 2
+    RollupMark.objects.update(due_ms=0)  # due now, rather than in the few seconds a retry waits
+    summary = rollups_refresh()
+    assert (summary.hours, summary.days) == (1, 1)
+    assert stored_hour_counts("tx-kit", two_days_ago) == {0: 3}
+
+
+def test_a_batch_stored_but_cut_off_before_its_marks_is_counted_once_when_retried(telemetry_tables, two_days_ago):
     # given minutes 0-19 written, and a write of minutes 30-39 that stopped after its raw
-    # readings were stored, before the latest state (a bridge killed mid-batch)
+    # readings were stored, before the database took its latest values and marks (a bridge
+    # killed mid-batch: its messages stay unacknowledged)
     readings = minutely("k-test", two_days_ago, 40)
     readings_write(readings=readings[:20])
     models.raw_items_put([models.StoredReading("k-test", to_ms(r.timestamp), dict(r.values)) for r in readings[30:40]])
 
-    # when minute 5 is delivered again, so its hour is recounted, and then the stopped write is
-    # retried (the broker delivers its unacknowledged messages again)
-    readings_write(readings=[readings[5]])
-    readings_write(readings=readings[30:40])
+    # when the broker delivers the stopped write's messages again, with a redelivery of minute 5
+    readings_write(readings=[readings[5], *readings[30:40]])
+    refreshed()
 
-    # then the hour counts each of the 30 minutes once
-    assert hour_point(two_days_ago).count == 30
+    # then the hour counts each of the 30 minutes once, and the latest value is minute 39's
+    assert stored_hour_counts("k-test", two_days_ago) == {0: 30}
+    assert latest_of(KIT) == to_ms(readings[39].timestamp)

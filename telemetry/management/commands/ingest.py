@@ -34,7 +34,10 @@ class Command(BaseCommand):
         bridge = IngestBridge(Subscriber(settings), batch_size=batch_size)
         signal.signal(signal.SIGTERM, lambda *_: bridge.stop())
         signal.signal(signal.SIGINT, lambda *_: bridge.stop())
-        self.stdout.write(f"Ingesting from {settings.host}:{settings.port} as {settings.client_id}; Ctrl-C stops.")
+        self.stdout.write(
+            f"Ingesting from {settings.host}:{settings.port} as {settings.client_id} "
+            f"({', '.join(settings.topics)}); Ctrl-C stops."
+        )
         # What start-up loaded (Django, botocore's service models) lives as long as the process:
         # frozen, the garbage collector stops walking it again on every full collection, which
         # it does often here, as each batch makes and drops thousands of objects.

@@ -12,7 +12,8 @@ from tqdm import tqdm
 
 from kits.models import Kit
 from telemetry.exceptions import ReadingsNotStored, TelemetryUnavailable
-from telemetry.services import readings_write
+from telemetry.selectors import rollup_marks_pending
+from telemetry.services import readings_write, rollups_refresh
 from telemetry.synthetic import DEMO_SENSORS, SyntheticSensor, synthetic_readings
 
 # Readings per service call: a day at one-minute intervals, so the latest state and rollups are
@@ -62,6 +63,17 @@ class Command(BaseCommand):
                     raise CommandError(f"After {written} readings: {error.message}") from error
                 written += len(chunk)
                 bar.update(len(chunk))
+        # The bridge rolls readings up a few minutes after it stores them; a seeded history is
+        # rolled up now, so its long charts are there at once.
+        pending = rollup_marks_pending(kit_ids=[kit])
+        with tqdm(total=pending, unit="bucket", desc=f"rolling up {kit}", disable=no_progress, file=sys.stderr) as bar:
+            while True:
+                summary = rollups_refresh(everything=True, kit_ids=[kit], limit=500)
+                if summary.failed:
+                    raise CommandError(f"{summary.failed} rollup buckets could not be refreshed; run the seed again.")
+                if not summary.hours + summary.days:
+                    break
+                bar.update(summary.hours + summary.days)
         keys = ", ".join(sensor.key for sensor in sensors)
         self.stdout.write(
             self.style.SUCCESS(f"Seeded {written} readings of {keys} for {kit}, every {interval} s over {days:g} days.")
