@@ -25,14 +25,17 @@ from kits.iot_policy import TOPIC_ROOT, kit_mosquitto_acl
 from .ports import free_port, wait_for_port
 
 SERVER_HOSTS = ["localhost", "127.0.0.1"]
-# The ingest bridge's identity. Thing names cannot contain a dot, so no kit can ever be issued
-# a certificate with this name and so inherit its rights.
+# The ingest bridges' identities: the first, and more for bridges that share the load (each
+# needs its own client id, and mosquitto takes the client id from the certificate). Thing names
+# cannot contain a dot, so no kit can ever be issued a certificate with such a name.
 INGEST_CLIENT = "astroplant.ingest"
-INGEST_ACL = (
-    f"user {INGEST_CLIENT}\n"
+INGEST_CLIENTS = [INGEST_CLIENT, *(f"{INGEST_CLIENT}.{number}" for number in range(2, 9))]
+INGEST_ACL = "".join(
+    f"user {client}\n"
     f"topic read {TOPIC_ROOT}/+/measurements\n"
     f"topic read {TOPIC_ROOT}/+/status\n"
     f"topic write {TOPIC_ROOT}/+/config\n"
+    for client in INGEST_CLIENTS
 )
 
 

@@ -5,6 +5,7 @@ import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -16,7 +17,8 @@ from kits.models import Kit
 from telemetry.dead_letters import DeadLetter
 from telemetry.ingest import TOPICS, IngestBridge
 from telemetry.mqtt_subscriber import BrokerSettings, Subscriber
-from telemetry.selectors import readings_range_rows
+from telemetry.selectors import readings_range_rows, rollups_range
+from telemetry.services import rollups_refresh_all
 from telemetry.timebuckets import Resolution, to_ms
 from tests.support import wait_until
 
@@ -96,6 +98,11 @@ def kit(mosquitto_broker):
     publisher.close()
 
 
+def recent_range():
+    now = datetime.now(UTC)
+    return {"start_ms": to_ms(now - timedelta(days=2)), "end_ms": to_ms(now + timedelta(hours=1))}
+
+
 def stored_rows(kit_id=KIT):
     kit = Kit.objects.get(pk=kit_id)
     now = datetime.now(UTC)
@@ -145,7 +152,9 @@ def test_a_redelivered_message_changes_nothing(bridge, kit):
 
     wait_until(lambda: bridge.counts.messages == 2, what="the second delivery")
     assert len(stored_rows()) == 2  # one reading of two sensors, as after the first delivery
-    assert (bridge.counts.readings_stored, bridge.counts.readings_unchanged) == (2, 1)
+    rollups_refresh_all()
+    hours = rollups_range(kit=Kit.objects.get(pk=KIT), **recent_range(), resolution=Resolution.HOUR)
+    assert [point.count for point in hours["temperature"]] == [1]  # counted once
 
 
 @pytest.mark.parametrize(
@@ -216,3 +225,84 @@ def test_fuzzed_messages_never_stop_the_bridge_and_each_is_a_dead_letter(bridge,
     letters = DeadLetter.objects.order_by("-id")
     assert letters.count() == before[1] + 1
     assert letters[0].reason and bytes(letters[0].payload) == payload
+
+
+DYNAMODB_SMALLEST = Decimal("1E-130")
+DYNAMODB_LARGEST = Decimal("9.9999999999999999999999999999999999999E+125")
+
+
+def dynamodb_takes(value) -> bool:
+    """DynamoDB's documented rule for numbers, written out here rather than taken from the code
+    under test: zero, or a magnitude from 1E-130 to 9.99...E+125 (a float has 17 digits at most)."""
+    try:
+        number = Decimal(repr(float(value)))
+    except OverflowError:
+        return False
+    return number == 0 or DYNAMODB_SMALLEST <= abs(number) <= DYNAMODB_LARGEST
+
+
+dynamodb_edge_values = st.one_of(
+    st.sampled_from([0.0, -0.0, 1e-130, -1e-130, 1e-131, 9.9e125, 1e126, -1e126, 5e-324, 1.7976931348623157e308]),
+    st.floats(allow_nan=False, allow_infinity=False),  # every magnitude a float has
+    st.floats(min_value=1e-135, max_value=1e-125),  # around the smallest DynamoDB stores
+    st.floats(min_value=1e124, max_value=1e128),  # around the largest
+    st.integers(min_value=-(2**1100), max_value=2**1100),  # JSON integers beyond any float too
+)
+_fuzz_clock = iter(range(3600))
+FUZZ_START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(values=st.dictionaries(st.sampled_from(["temperature", "humidity", "co2"]), dynamodb_edge_values, min_size=1))
+def test_numbers_at_and_beyond_dynamodbs_limits_are_stored_exactly_or_dead_lettered(bridge, kit, values):
+    # given a message whose numbers are at or past what DynamoDB stores, and a good one after it
+    # each example at a second of its own (messages carry whole seconds here)
+    at = FUZZ_START + timedelta(seconds=next(_fuzz_clock))
+    before = (bridge.counts.messages, DeadLetter.objects.count())
+    payload = measurement(at=at, readings=values)
+
+    # when the kit publishes them
+    kit.publish(payload)
+    kit.publish(measurement(at=at - timedelta(hours=1), readings={"temperature": 20.0}))
+
+    # then the bridge handled both, and the first is stored exactly as sent, or refused with a
+    # reason, never anything in between, and the good one is stored either way
+    wait_until(lambda: bridge.counts.messages == before[0] + 2, what="the bridge to handle both messages")
+    at_ms = to_ms(at)
+    rows = {sensor: value for ms, sensor, value in stored_rows() if ms == at_ms}
+    if all(dynamodb_takes(value) for value in values.values()):
+        assert rows == {sensor: float(value) for sensor, value in values.items()}
+        assert DeadLetter.objects.count() == before[1]
+    else:
+        assert rows == {}
+        letter = DeadLetter.objects.order_by("-id").first()
+        assert DeadLetter.objects.count() == before[1] + 1 and bytes(letter.payload) == payload
+        assert "too close to zero" in letter.reason or "too large" in letter.reason
+    assert to_ms(at - timedelta(hours=1)) in {ms for ms, _, _ in stored_rows()}
+
+
+def test_a_message_dynamodb_refuses_for_an_unforeseen_reason_is_dead_lettered_alone(bridge, kit, monkeypatch):
+    # given our own check of DynamoDB's limits misses something (here: switched off), so DynamoDB
+    # itself refuses a message in the middle of a batch
+    from telemetry import models
+
+    monkeypatch.setattr(models, "raw_item_problem", lambda reading: None)
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
+    bridge.batch_wait_seconds = 1.0
+    bridge.subscriber.client.loop_stop()  # hold delivery, so the messages arrive as one batch
+    poison = measurement(at=base + timedelta(seconds=5), readings={"temperature": 1e-200})
+    try:
+        for second in range(10):
+            kit.publish(poison if second == 5 else measurement(at=base + timedelta(seconds=second)))
+    finally:
+        bridge.subscriber.client.loop_start()
+
+    # when the bridge stores the batch
+    wait_until(lambda: bridge.counts.messages == 10, what="the bridge to handle all ten")
+
+    # then DynamoDB's refusal was narrowed down to the one message, dead-lettered with DynamoDB's
+    # reason and acknowledged, and the nine others are stored
+    letter = DeadLetter.objects.get()
+    assert "ValidationException" in letter.reason and bytes(letter.payload) == poison
+    stored = {ms for ms, _, _ in stored_rows()}
+    assert stored == {to_ms(base + timedelta(seconds=second)) for second in range(10) if second != 5}
