@@ -206,10 +206,13 @@ def _rollup_items(kit_id: str, resolution: Resolution, start_ms: int, end_ms: in
             decoded[period] = {sensor: slots_decode_raw(text) for sensor, text in sensors.items()}
     kind = RollupMark.HOUR if resolution == Resolution.HOUR else RollupMark.DAY
     pending = _pending_buckets(kit_id, kind, bucket_start(resolution, start_ms), end_ms)
-    for bucket in pending:
-        fresh = hour_stats(kit_id, bucket) if resolution == Resolution.HOUR else _day_stats_fresh(kit_id, bucket)
+    if resolution == Resolution.HOUR:
+        fresh = hours_stats(kit_id, pending)
+    else:
+        fresh = {day: _day_stats_fresh(kit_id, day) for day in pending}
+    for bucket, stats in fresh.items():
         period, slot = period_of(resolution, bucket)
-        _slot_replace(decoded.setdefault(period, {}), str(slot), fresh)
+        _slot_replace(decoded.setdefault(period, {}), str(slot), stats)
     return {period: decoded[period] for period in periods if decoded.get(period)}
 
 
@@ -230,24 +233,34 @@ def _day_stats_fresh(kit_id: str, day: int) -> dict[str, Stats]:
     hours = _pending_buckets(kit_id, RollupMark.HOUR, day, day + DAY_MS)
     if hours:
         sensors = {sensor: slots_decode(text) for sensor, text in models.as_plain_dict(hourly.sensors).items()}
-        for hour in hours:
+        for hour, by_sensor in hours_stats(kit_id, hours).items():
             slot = (hour - day) // HOUR_MS
             for sensor_slots in sensors.values():
                 sensor_slots.pop(slot, None)
-            for sensor, stats in hour_stats(kit_id, hour).items():
+            for sensor, stats in by_sensor.items():
                 sensors.setdefault(sensor, {})[slot] = stats
         hourly.sensors = {sensor: slots_encode(slots) for sensor, slots in sensors.items() if slots}
     return day_totals(hourly)
 
 
-def hour_stats(kit_id: str, hour_ms: int) -> dict[str, Stats]:
-    """Every sensor's statistics of one hour, counted afresh from the stored raw readings
-    (strongly consistent: a refresh must see every reading stored before it)."""
-    values: dict[str, list[float]] = defaultdict(list)
-    for reading in models.raw_day_query(kit_id, day_start(hour_ms), hour_ms, hour_ms + HOUR_MS, consistent=True):
-        for sensor, value in reading.values.items():
-            values[sensor].append(value)
-    return {sensor: stats_of(sensor_values) for sensor, sensor_values in values.items()}
+def hours_stats(kit_id: str, hours: Iterable[int]) -> dict[int, dict[str, Stats]]:
+    """Every sensor's statistics of each of these hours (their starts), counted afresh from the
+    stored raw readings: one strongly consistent Query per day they fall in (a refresh must see
+    every reading stored before it). An hour without readings maps to {}."""
+    by_day: dict[int, set[int]] = defaultdict(set)
+    for hour in hours:
+        by_day[day_start(hour)].add(hour)
+    found: dict[int, dict[str, Stats]] = {}
+    for day, wanted in by_day.items():
+        values: dict[int, dict[str, list[float]]] = {hour: defaultdict(list) for hour in wanted}
+        for reading in models.raw_day_query(kit_id, day, min(wanted), max(wanted) + HOUR_MS, consistent=True):
+            hour_values = values.get(reading.timestamp_ms - reading.timestamp_ms % HOUR_MS)
+            if hour_values is not None:
+                for sensor, value in reading.values.items():
+                    hour_values[sensor].append(value)
+        for hour, by_sensor in values.items():
+            found[hour] = {sensor: stats_of(sensor_values) for sensor, sensor_values in by_sensor.items()}
+    return found
 
 
 def day_totals(hourly: models.RollupPeriod | None) -> dict[str, Stats]:

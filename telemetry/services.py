@@ -21,7 +21,7 @@ from .dead_letters import DeadLetter
 from .exceptions import ReadingsNotStored, RollupNotStorable, TelemetryError, TelemetryUnavailable
 from .kit_state import LatestValue, RollupMark
 from .models import RollupPeriod, StoredReading
-from .selectors import day_totals, hour_stats
+from .selectors import day_totals, hours_stats
 from .timebuckets import (
     DAY_MS,
     HOUR_MS,
@@ -304,7 +304,7 @@ def _hours_refresh(kit_id: str, day: int, hours: list[int]) -> None:
     key = (kit_id, period_of(Resolution.HOUR, day)[0])
     item = models.rollup_items_get([key], cached=True).get(key) or models.rollup_item_new(key)
     for attempt in range(1, CONFLICT_RETRIES + 1):
-        replaced = {(hour - day) // HOUR_MS: hour_stats(kit_id, hour) for hour in hours}
+        replaced = {(hour - day) // HOUR_MS: stats for hour, stats in hours_stats(kit_id, hours).items()}
         if not _slots_apply(item, replaced=replaced) or models.rollup_item_save(item):
             return
         models.backoff_sleep(attempt)
