@@ -9,6 +9,7 @@ readings are stored, so a crash before that gets the message delivered again.
 import logging
 import queue
 import ssl
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,9 @@ class ReceivedMessage:
     payload: bytes
     mid: int
     qos: int
+    # Which connection delivered it. A packet id means something only on its connection: once
+    # the link drops, the broker may give the same id to another message.
+    connection: int = 0
 
 
 class Subscriber:
@@ -45,6 +49,9 @@ class Subscriber:
         self.settings = settings
         self.inbox: queue.Queue[ReceivedMessage] = queue.Queue()
         self.connected = False
+        self.connection = 0  # grows whenever the link drops or comes back
+        self.acks_skipped = 0  # acknowledgements not sent: their connection had gone
+        self._connection_lock = threading.Lock()
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
@@ -75,16 +82,25 @@ class Subscriber:
         self.client.loop_stop()
 
     def ack(self, message: ReceivedMessage) -> None:
-        """Tell the broker this message is handled. Without a link, the broker sends it again
-        later, which is harmless: storing a reading twice keeps one."""
-        if message.qos > 0:
+        """Tell the broker this message is handled, if the connection that delivered it is still
+        the one we have. Otherwise the acknowledgement is not sent: its packet id may by now name
+        another message, not yet stored. The broker sends the message again on the new
+        connection (a persistent session keeps it), which is harmless: storing it twice keeps one."""
+        if message.qos == 0:
+            return
+        with self._connection_lock:
+            if message.connection != self.connection or not self.connected:
+                self.acks_skipped += 1
+                return
             self.client.ack(message.mid, message.qos)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("The broker refused the ingest bridge: %s", reason_code)
             return
-        self.connected = True
+        with self._connection_lock:
+            self.connection += 1
+            self.connected = True
         if self.settings.topics_not_wanted:
             client.unsubscribe(list(self.settings.topics_not_wanted))
         # Subscribe on every connect: a broker that restarted without our session forgot them.
@@ -99,7 +115,11 @@ class Subscriber:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self.connected:
             log.warning("Lost the broker (%s); reconnecting", reason_code)
-        self.connected = False
+        with self._connection_lock:
+            self.connection += 1
+            self.connected = False
 
     def _on_message(self, client, userdata, message) -> None:
-        self.inbox.put(ReceivedMessage(message.topic, bytes(message.payload), message.mid, message.qos))
+        self.inbox.put(
+            ReceivedMessage(message.topic, bytes(message.payload), message.mid, message.qos, self.connection)
+        )

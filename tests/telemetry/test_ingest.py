@@ -306,3 +306,44 @@ def test_a_message_dynamodb_refuses_for_an_unforeseen_reason_is_dead_lettered_al
     assert "ValidationException" in letter.reason and bytes(letter.payload) == poison
     stored = {ms for ms, _, _ in stored_rows()}
     assert stored == {to_ms(base + timedelta(seconds=second)) for second in range(10) if second != 5}
+
+
+def test_an_acknowledgement_never_crosses_a_reconnect(bridge, kit, mosquitto_broker, monkeypatch):
+    """Packet ids are reused once acknowledged, and a new connection may give an old id to
+    another message: an acknowledgement is sent only on the connection that delivered it."""
+    from telemetry import ingest
+
+    # given the bridge storing a batch, held half-way
+    holding, release = threading.Event(), threading.Event()
+    real_write = ingest.services.readings_write
+
+    def held_write(**kwargs):
+        holding.set()
+        release.wait(30)
+        return real_write(**kwargs)
+
+    monkeypatch.setattr(ingest.services, "readings_write", held_write)
+    first = measurement(sequence=1, at=datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2))
+    kit.publish(first)
+    wait_until(holding.is_set, what="the bridge to start storing")
+
+    # when the broker goes away and comes back before the batch is stored and acknowledged
+    connection_before = bridge.subscriber.connection
+    mosquitto_broker.stop()
+    mosquitto_broker.start()
+    wait_until(
+        lambda: bridge.subscriber.connected and bridge.subscriber.connection >= connection_before + 2,
+        what="the bridge to reconnect",
+    )
+    release.set()
+
+    # then the old connection's acknowledgement was not sent; the broker delivered the message
+    # again on the new connection, where it was stored (once: the same reading) and acknowledged
+    wait_until(lambda: bridge.counts.messages == 2, what="the redelivery to be stored")
+    assert bridge.subscriber.acks_skipped == 1
+    assert len(stored_rows()) == 2  # one reading of two sensors
+    wait_until(lambda: kit.client.is_connected(), what="the kit to reconnect")
+    later = measurement(sequence=2, at=datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1))
+    kit.publish(later)
+    wait_until(lambda: len(stored_rows()) == 4, what="the next message")
+    assert bridge.counts.messages == 3  # the first was acknowledged: not delivered a third time
