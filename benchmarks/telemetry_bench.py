@@ -214,13 +214,13 @@ def run(args) -> dict:
     from django.utils import timezone
 
     from kits.services import SensorSpec, kit_register
-    from telemetry import models
+    from telemetry import dynamodb, models
     from telemetry.services import readings_write, rollups_refresh, telemetry_tables_setup
     from telemetry.synthetic import DEMO_SENSORS, synthetic_readings
 
     call_command("migrate", verbosity=0)
     telemetry_tables_setup()
-    client = models.client()
+    client = dynamodb.client()
     now = timezone.now().replace(second=0, microsecond=0)
     sensors = [SensorSpec(s.key, s.quantity, "u", s.low, s.high) for s in DEMO_SENSORS]
     results = []
@@ -232,7 +232,7 @@ def run(args) -> dict:
 
     # 1. Throughput --------------------------------------------------------------------------
     print("1. write throughput: readings_write against raw batch_write_item, same items", flush=True)
-    readings_table = models.table(models.RawReading)
+    readings_table = dynamodb.table(models.RawReading)
     client.create_table(
         TableName="bench-baseline-readings",
         KeySchema=[{"AttributeName": "kd", "KeyType": "HASH"}, {"AttributeName": "t", "KeyType": "RANGE"}],
@@ -260,7 +260,7 @@ def run(args) -> dict:
             for first in range(0, len(batch), 25):
                 requests = []
                 for reading in batch[first : first + 25]:
-                    kit_day, stamp = models.raw_key(reading.kit_id, int(reading.timestamp.timestamp() * 1000))
+                    kit_day, stamp = dynamodb.raw_key(reading.kit_id, int(reading.timestamp.timestamp() * 1000))
                     item = readings_table(kit_day, stamp, values=dict(reading.values), expires_at=reading.timestamp)
                     requests.append({"PutRequest": {"Item": item.serialize()}})
                 client.batch_write_item(RequestItems={"bench-baseline-readings": requests})

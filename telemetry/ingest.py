@@ -33,7 +33,7 @@ from kits import selectors as kit_selectors
 from kits import services as kit_services
 from kits.iot_policy import TOPIC_ROOT
 
-from . import models, services
+from . import dynamodb, services
 from .exceptions import ReadingsNotStored, TelemetryUnavailable
 from .messages import InvalidMessage, Measurement, message_parse, topic_parse
 from .mqtt_subscriber import BrokerSettings, ReceivedMessage, Subscriber
@@ -63,7 +63,7 @@ class IngestCounts:
         return (
             f"{self.messages} messages: {self.readings_stored} readings stored, {self.statuses} statuses, "
             f"{self.dead_letters} dead letters, {self.rollup_hours} rollup hours, "
-            f"{models.write_units_spent()} write units"
+            f"{dynamodb.write_units_spent()} write units"
         )
 
 

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from kits.models import Kit
 
-from . import models
+from . import dynamodb, models
 from .exceptions import TelemetryQueryInvalid
 from .kit_state import LatestValue, RollupMark
 from .timebuckets import (
@@ -74,7 +74,7 @@ def readings_latest(*, kit: Kit, sensors: list[str] | None = None, last: int = 1
     oldest = newest - settings.TELEMETRY_RAW_RETENTION_DAYS * DAY_MS
     found: dict[str, list[Point]] = {sensor: [] for sensor in wanted}
     for day in reversed(list(_days_with_data(kit.id, oldest, newest + 1, wanted))):
-        for reading in models.raw_day_query(kit.id, day, day, newest + 1, newest_first=True, page_size=last):
+        for reading in dynamodb.raw_day_query(kit.id, day, day, newest + 1, newest_first=True, page_size=last):
             for sensor in wanted:
                 if sensor in reading.values and len(found[sensor]) < last:
                     found[sensor].append(Point(reading.timestamp_ms, reading.values[sensor]))
@@ -197,12 +197,12 @@ def _rollup_items(kit_id: str, resolution: Resolution, start_ms: int, end_ms: in
     still marked for a refresh are counted here and now, an hour from its raw readings and a
     day from its hours, so a chart is never behind the newest reading."""
     periods = periods_between(resolution, bucket_start(resolution, start_ms), end_ms)
-    items = models.rollup_periods_get((kit_id, period) for period in periods)
+    items = dynamodb.rollup_periods_get((kit_id, period) for period in periods)
     decoded: Rollups = {}
     for period in periods:
         item = items.get((kit_id, period))
         if item is not None:
-            sensors = models.as_plain_dict(item.sensors)
+            sensors = dynamodb.as_plain_dict(item.sensors)
             decoded[period] = {sensor: slots_decode_raw(text) for sensor, text in sensors.items()}
     kind = RollupMark.HOUR if resolution == Resolution.HOUR else RollupMark.DAY
     pending = _pending_buckets(kit_id, kind, bucket_start(resolution, start_ms), end_ms)
@@ -227,12 +227,12 @@ def _pending_buckets(kit_id: str, kind: str, start_ms: int, end_ms: int) -> list
 def _day_stats_fresh(kit_id: str, day: int) -> dict[str, Stats]:
     """A day's statistics from its hourly buckets, with the hours still marked counted from raw."""
     period = period_of(Resolution.HOUR, day)[0]
-    hourly = models.rollup_periods_get([(kit_id, period)], consistent=True).get((kit_id, period))
+    hourly = dynamodb.rollup_periods_get([(kit_id, period)], consistent=True).get((kit_id, period))
     if hourly is None:
-        hourly = models.rollup_item_new((kit_id, period))
+        hourly = dynamodb.rollup_item_new((kit_id, period))
     hours = _pending_buckets(kit_id, RollupMark.HOUR, day, day + DAY_MS)
     if hours:
-        sensors = {sensor: slots_decode(text) for sensor, text in models.as_plain_dict(hourly.sensors).items()}
+        sensors = {sensor: slots_decode(text) for sensor, text in dynamodb.as_plain_dict(hourly.sensors).items()}
         for hour, by_sensor in hours_stats(kit_id, hours).items():
             slot = (hour - day) // HOUR_MS
             for sensor_slots in sensors.values():
@@ -253,7 +253,7 @@ def hours_stats(kit_id: str, hours: Iterable[int]) -> dict[int, dict[str, Stats]
     found: dict[int, dict[str, Stats]] = {}
     for day, wanted in by_day.items():
         values: dict[int, dict[str, list[float]]] = {hour: defaultdict(list) for hour in wanted}
-        for reading in models.raw_day_query(kit_id, day, min(wanted), max(wanted) + HOUR_MS, consistent=True):
+        for reading in dynamodb.raw_day_query(kit_id, day, min(wanted), max(wanted) + HOUR_MS, consistent=True):
             hour_values = values.get(reading.timestamp_ms - reading.timestamp_ms % HOUR_MS)
             if hour_values is not None:
                 for sensor, value in reading.values.items():
@@ -268,7 +268,7 @@ def day_totals(hourly: models.RollupPeriod | None) -> dict[str, Stats]:
     totals: dict[str, Stats] = {}
     if hourly is None:
         return totals
-    for sensor, text in models.as_plain_dict(hourly.sensors).items():
+    for sensor, text in dynamodb.as_plain_dict(hourly.sensors).items():
         for stats in slots_decode(text).values():
             if sensor in totals:
                 totals[sensor].merge(stats)
@@ -338,13 +338,13 @@ def range_problem(start_ms: int, end_ms: int, resolution: Resolution) -> None:
 
 def _raw_readings(
     kit_id: str, start_ms: int, end_ms: int, sensors: list[str] | None, *, page_size: int, after_ms: int | None = None
-) -> Iterator[models.StoredReading]:
+) -> Iterator[dynamodb.StoredReading]:
     """The kit's raw readings in [start_ms, end_ms) after `after_ms`, oldest first, keeping only
     `sensors` and dropping readings with none of them. Only days with data are queried."""
     if after_ms is not None:
         start_ms = max(start_ms, after_ms + 1)
     for day in _days_with_data(kit_id, start_ms, end_ms, sensors):
-        for reading in models.raw_day_query(
+        for reading in dynamodb.raw_day_query(
             kit_id, day, max(start_ms, day), min(end_ms, day + DAY_MS), page_size=page_size
         ):
             values = reading.values
@@ -352,7 +352,7 @@ def _raw_readings(
                 values = {sensor: value for sensor, value in values.items() if sensor in sensors}
                 if not values:
                     continue
-            yield models.StoredReading(kit_id, reading.timestamp_ms, values)
+            yield dynamodb.StoredReading(kit_id, reading.timestamp_ms, values)
 
 
 def _days_with_data(kit_id: str, start_ms: int, end_ms: int, sensors: list[str] | None) -> dict[int, dict[str, int]]:

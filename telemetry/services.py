@@ -16,11 +16,12 @@ from django.utils import timezone
 
 from kits.models import KIT_ID_PATTERN, SENSOR_KEY_PATTERN
 
-from . import models
+from . import dynamodb
 from .dead_letters import DeadLetter
+from .dynamodb import StoredReading
 from .exceptions import ReadingsNotStored, RollupNotStorable, TelemetryError, TelemetryUnavailable
 from .kit_state import LatestValue, RollupMark
-from .models import RollupPeriod, StoredReading
+from .models import RollupPeriod
 from .selectors import day_totals, hours_stats
 from .timebuckets import (
     DAY_MS,
@@ -71,13 +72,13 @@ class WriteSummary:
 def telemetry_tables_setup() -> list[str]:
     """Creates the telemetry tables that are missing and turns on the raw readings' TTL.
     Safe to run again; returns one line per table saying what it found or did."""
-    return models.tables_setup()
+    return dynamodb.tables_setup()
 
 
 def telemetry_tables_missing() -> list[str]:
     """The names of the telemetry tables that do not exist yet (run `dynamodb_setup`). Raises
     TelemetryUnavailable if DynamoDB cannot be reached."""
-    return models.tables_missing()
+    return dynamodb.tables_missing()
 
 
 def readings_write(*, readings: Iterable[Reading], rollups_now: bool = False) -> WriteSummary:
@@ -106,13 +107,13 @@ def readings_write(*, readings: Iterable[Reading], rollups_now: bool = False) ->
         timestamp_ms = to_ms(reading.timestamp)
         values = {sensor: float(value) for sensor, value in reading.values.items()}
         stored = StoredReading(reading.kit_id, timestamp_ms, values)
-        problem = models.raw_item_problem(stored)
+        problem = dynamodb.raw_item_problem(stored)
         if problem:
             failed.append(FailedReading(reading, problem, permanent=True))
             continue
         accepted[(reading.kit_id, timestamp_ms)] = (reading, stored)
 
-    not_put = models.raw_items_put([stored for _, stored in accepted.values()])
+    not_put = dynamodb.raw_items_put([stored for _, stored in accepted.values()])
     failed.extend(
         FailedReading(accepted[key][0], failure.reason, permanent=failure.permanent) for key, failure in not_put.items()
     )
@@ -302,13 +303,13 @@ def _hours_refresh(kit_id: str, day: int, hours: list[int]) -> None:
     item, conditional on its version. The raw readings are read after the item: so whichever
     refresher saves last has seen every reading stored before its save."""
     key = (kit_id, period_of(Resolution.HOUR, day)[0])
-    item = models.rollup_items_get([key], cached=True).get(key) or models.rollup_item_new(key)
+    item = dynamodb.rollup_items_get([key], cached=True).get(key) or dynamodb.rollup_item_new(key)
     for attempt in range(1, CONFLICT_RETRIES + 1):
         replaced = {(hour - day) // HOUR_MS: stats for hour, stats in hours_stats(kit_id, hours).items()}
-        if not _slots_apply(item, replaced=replaced) or models.rollup_item_save(item):
+        if not _slots_apply(item, replaced=replaced) or dynamodb.rollup_item_save(item):
             return
-        models.backoff_sleep(attempt)
-        item = models.rollup_items_get([key]).get(key) or models.rollup_item_new(key)
+        dynamodb.backoff_sleep(attempt)
+        item = dynamodb.rollup_items_get([key]).get(key) or dynamodb.rollup_item_new(key)
     raise TelemetryUnavailable(f"the hourly rollups kept changing under us; gave up after {CONFLICT_RETRIES} tries")
 
 
@@ -319,11 +320,13 @@ def _day_refresh(kit_id: str, day: int) -> None:
     month_key, hours_key = (kit_id, month), (kit_id, period_of(Resolution.HOUR, day)[0])
     for attempt in range(1, CONFLICT_RETRIES + 1):
         cached = attempt == 1
-        daily = models.rollup_items_get([month_key], cached=cached).get(month_key) or models.rollup_item_new(month_key)
-        hourly = models.rollup_items_get([hours_key], cached=cached).get(hours_key)
-        if not _slots_apply(daily, replaced={slot: day_totals(hourly)}) or models.rollup_item_save(daily):
+        daily = dynamodb.rollup_items_get([month_key], cached=cached).get(month_key) or dynamodb.rollup_item_new(
+            month_key
+        )
+        hourly = dynamodb.rollup_items_get([hours_key], cached=cached).get(hours_key)
+        if not _slots_apply(daily, replaced={slot: day_totals(hourly)}) or dynamodb.rollup_item_save(daily):
             return
-        models.backoff_sleep(attempt)
+        dynamodb.backoff_sleep(attempt)
     raise TelemetryUnavailable(f"the daily rollups kept changing under us; gave up after {CONFLICT_RETRIES} tries")
 
 
@@ -333,7 +336,7 @@ def reading_problem(reading: Reading) -> str | None:
     if problem:
         return problem
     values = {sensor: float(value) for sensor, value in reading.values.items()}
-    return models.raw_item_problem(StoredReading(reading.kit_id, to_ms(reading.timestamp), values))
+    return dynamodb.raw_item_problem(StoredReading(reading.kit_id, to_ms(reading.timestamp), values))
 
 
 def _problem_with(reading: Reading, now_ms: int) -> str | None:
@@ -360,7 +363,7 @@ def _problem_with(reading: Reading, now_ms: int) -> str | None:
 
 def _slots_apply(item: RollupPeriod, *, replaced: dict[int, dict[str, Stats]]) -> bool:
     """Replaces some buckets of a rollup item; False if nothing changed."""
-    stored = models.as_plain_dict(item.sensors)
+    stored = dynamodb.as_plain_dict(item.sensors)
     slots = {sensor: slots_decode(text) for sensor, text in stored.items()}
     for slot, by_sensor in replaced.items():
         for sensor_slots in slots.values():

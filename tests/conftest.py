@@ -297,7 +297,8 @@ def telemetry_tables(moto_server, settings):
     prefix of its own), so tests never see each other's readings."""
     import uuid
 
-    from telemetry.models import MODELS, table
+    from telemetry.dynamodb import table
+    from telemetry.models import MODELS
     from telemetry.services import telemetry_tables_setup
 
     settings.DYNAMODB_TABLE_PREFIX = f"test-{uuid.uuid4().hex[:10]}-"
@@ -311,7 +312,7 @@ def telemetry_tables(moto_server, settings):
 def dynamodb_calls(telemetry_tables):
     """Every DynamoDB call the telemetry tables' real clients make from now on, as
     (operation name, request parameters), recorded by a botocore event hook."""
-    from telemetry.models import client
+    from telemetry.dynamodb import client
 
     calls: list[tuple[str, dict]] = []
 

@@ -6,7 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from telemetry import selectors
-from telemetry.models import MODELS, client, table
+from telemetry.dynamodb import client, table
+from telemetry.models import MODELS
 
 pytestmark = pytest.mark.integration
 

@@ -284,9 +284,9 @@ def test_numbers_at_and_beyond_dynamodbs_limits_are_stored_exactly_or_dead_lette
 def test_a_message_dynamodb_refuses_for_an_unforeseen_reason_is_dead_lettered_alone(bridge, kit, monkeypatch):
     # given our own check of DynamoDB's limits misses something (here: switched off), so DynamoDB
     # itself refuses a message in the middle of a batch
-    from telemetry import models
+    from telemetry import dynamodb
 
-    monkeypatch.setattr(models, "raw_item_problem", lambda reading: None)
+    monkeypatch.setattr(dynamodb, "raw_item_problem", lambda reading: None)
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
     bridge.batch_wait_seconds = 1.0
     bridge.subscriber.client.loop_stop()  # hold delivery, so the messages arrive as one batch
@@ -334,6 +334,7 @@ def test_an_acknowledgement_never_crosses_a_reconnect(bridge, kit, mosquitto_bro
     wait_until(
         lambda: bridge.subscriber.connected and bridge.subscriber.connection >= connection_before + 2,
         what="the bridge to reconnect",
+        timeout=90,  # paho backs off while the broker is down: up to 30 s between tries
     )
     release.set()
 
@@ -342,7 +343,7 @@ def test_an_acknowledgement_never_crosses_a_reconnect(bridge, kit, mosquitto_bro
     wait_until(lambda: bridge.counts.messages == 2, what="the redelivery to be stored")
     assert bridge.subscriber.acks_skipped == 1
     assert len(stored_rows()) == 2  # one reading of two sensors
-    wait_until(lambda: kit.client.is_connected(), what="the kit to reconnect")
+    wait_until(lambda: kit.client.is_connected(), what="the kit to reconnect", timeout=90)
     later = measurement(sequence=2, at=datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1))
     kit.publish(later)
     wait_until(lambda: len(stored_rows()) == 4, what="the next message")

@@ -24,8 +24,8 @@ import pytest
 from kits import services as kit_services
 from kits.models import Kit
 from telemetry.dead_letters import DeadLetter
+from telemetry.dynamodb import as_plain_dict, rollup_periods_get
 from telemetry.kit_state import RollupMark
-from telemetry.models import as_plain_dict, rollup_periods_get
 from telemetry.selectors import readings_range_rows
 from telemetry.services import rollups_refresh_all
 from telemetry.timebuckets import HOUR_MS, Resolution, period_of, slot_start, slots_decode, to_ms

@@ -10,7 +10,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from kits.models import Kit
-from telemetry import models, selectors
+from telemetry import dynamodb, models, selectors
 from telemetry.exceptions import ReadingsNotStored
 from telemetry.kit_state import RollupMark
 from telemetry.services import Reading, readings_write, rollups_refresh, rollups_refresh_all
@@ -42,10 +42,10 @@ def stored_hour_counts(kit_id, day_start, sensor="temperature"):
     from telemetry.timebuckets import slots_decode
 
     period = f"1h#{day_start:%Y-%m-%d}"
-    item = models.rollup_periods_get([(kit_id, period)], consistent=True).get((kit_id, period))
+    item = dynamodb.rollup_periods_get([(kit_id, period)], consistent=True).get((kit_id, period))
     if item is None:
         return {}
-    text = models.as_plain_dict(item.sensors).get(sensor)
+    text = dynamodb.as_plain_dict(item.sensors).get(sensor)
     return {slot: stats.count for slot, stats in slots_decode(text).items()} if text else {}
 
 
@@ -151,7 +151,7 @@ class UnprocessedItemsInjector:
 
     def __init__(self, per_call: int, calls: int):
         self.per_call, self.calls = per_call, calls
-        self.client = models.client()
+        self.client = dynamodb.client()
         self.lock = threading.Lock()
         self.call = threading.local()  # batches go out from several threads at once
 
@@ -219,7 +219,7 @@ def test_readings_that_stay_unprocessed_are_reported_and_the_rest_stored(telemet
 
 def test_throttled_batch_writes_are_retried_with_backoff(telemetry_tables, two_days_ago):
     # given DynamoDB throttles the first two batch writes
-    client = models.client()
+    client = dynamodb.client()
     throttles = [2]
 
     def throttle(**kwargs):
@@ -268,22 +268,22 @@ def test_raw_readings_carry_a_ttl_from_the_retention_setting(telemetry_tables, t
     settings.TELEMETRY_RAW_RETENTION_DAYS = 30
     readings_write(readings=minutely("k-test", two_days_ago, 1))
 
-    item = models.table(models.RawReading).get(f"k-test#{two_days_ago:%Y-%m-%d}", to_ms(two_days_ago))
+    item = dynamodb.table(models.RawReading).get(f"k-test#{two_days_ago:%Y-%m-%d}", to_ms(two_days_ago))
     assert item.expires_at == two_days_ago + timedelta(days=30)
 
 
 def test_raw_items_are_what_the_pynamodb_model_would_store(settings):
     # given readings with values of every shape a float takes in text
     settings.TELEMETRY_RAW_RETENTION_DAYS = 30
-    reading = models.StoredReading(
+    reading = dynamodb.StoredReading(
         "k-test", 1_764_400_000_123, {"a": 21.5, "b": 420.0, "c": 1e-7, "d": -3e20, "e": 0.0}
     )
 
     # when it is built directly, as the write path does
-    item = models.raw_item(reading, retention_seconds=30 * 86400)
+    item = dynamodb.raw_item(reading, retention_seconds=30 * 86400)
 
     # then it is exactly what PynamoDB makes of the same reading
-    model = models.table(models.RawReading)
+    model = dynamodb.table(models.RawReading)
     expires_at = from_ms(reading.timestamp_ms) + timedelta(days=30)
     expected = model(
         f"k-test#{day_name(reading.timestamp_ms)}", reading.timestamp_ms, values=reading.values, expires_at=expires_at
@@ -304,12 +304,12 @@ def test_a_refresh_racing_another_writer_loses_no_reading(telemetry_tables, two_
             readings_write(readings=theirs)
             rollups_refresh_all()
 
-    models.client().meta.events.register("before-call.dynamodb.PutItem", competing_writer)
+    dynamodb.client().meta.events.register("before-call.dynamodb.PutItem", competing_writer)
     try:
         # when our refresh saves the hour it counted before their readings were stored
         rollups_refresh(everything=True)
     finally:
-        models.client().meta.events.unregister("before-call.dynamodb.PutItem", competing_writer)
+        dynamodb.client().meta.events.unregister("before-call.dynamodb.PutItem", competing_writer)
 
     # then our save was refused (their item is newer), our refresh counted again, and each of
     # the 60 readings is counted once in the hour and in the day
@@ -334,11 +334,11 @@ def test_a_reading_stored_while_its_hour_is_refreshed_keeps_the_hour_marked(tele
             written_meanwhile.append(True)
             readings_write(readings=readings[10:])
 
-    models.client().meta.events.register("before-call.dynamodb.PutItem", writer_during_refresh)
+    dynamodb.client().meta.events.register("before-call.dynamodb.PutItem", writer_during_refresh)
     try:
         summary = rollups_refresh(everything=True)
     finally:
-        models.client().meta.events.unregister("before-call.dynamodb.PutItem", writer_during_refresh)
+        dynamodb.client().meta.events.unregister("before-call.dynamodb.PutItem", writer_during_refresh)
 
     # then the refresh saved what it counted, but left the hour marked: the new readings are
     # counted by the next refresh, not lost
@@ -427,7 +427,7 @@ def test_a_reading_dynamodb_refuses_for_an_unforeseen_reason_is_found_and_the_re
 ):
     # given our own check of DynamoDB's limits misses something (here: switched off), and one
     # reading in the middle of a batch carries a number DynamoDB refuses
-    monkeypatch.setattr(models, "raw_item_problem", lambda reading: None)
+    monkeypatch.setattr(dynamodb, "raw_item_problem", lambda reading: None)
     readings = minutely("k-test", two_days_ago, 30)
     readings[17] = Reading("k-test", readings[17].timestamp, {"temperature": 1e-200})
 
@@ -480,7 +480,7 @@ def test_a_connection_dropped_while_saving_rollups_leaves_them_marked_for_a_retr
     # given readings written, and DynamoDB cut off while their rollups are saved
     readings_write(readings=minutely("tx-kit", two_days_ago, 3))
     drop = _drop_puts_to("telemetry-rollups")
-    client = models.client()
+    client = dynamodb.client()
     client.meta.events.register("provide-client-params.dynamodb.PutItem", drop)
     try:
         summary = rollups_refresh(everything=True)
@@ -502,7 +502,9 @@ def test_a_batch_stored_but_cut_off_before_its_marks_is_counted_once_when_retrie
     # killed mid-batch: its messages stay unacknowledged)
     readings = minutely("k-test", two_days_ago, 40)
     readings_write(readings=readings[:20])
-    models.raw_items_put([models.StoredReading("k-test", to_ms(r.timestamp), dict(r.values)) for r in readings[30:40]])
+    dynamodb.raw_items_put(
+        [dynamodb.StoredReading("k-test", to_ms(r.timestamp), dict(r.values)) for r in readings[30:40]]
+    )
 
     # when the broker delivers the stopped write's messages again, with a redelivery of minute 5
     readings_write(readings=[readings[5], *readings[30:40]])
