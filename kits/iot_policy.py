@@ -8,14 +8,12 @@ the client id equals that thing's name. So a kit may connect only as its own thi
 impersonate every other: never ship it.
 """
 
-THING_NAME_PREFIX = "astroplant-"
-TOPIC_ROOT = "astroplant/kits"
+# Names and channels come from the MQTT contract the kit itself uses.
+from device.payloads import KIT_PUBLISHES, KIT_SUBSCRIBES, THING_NAME_PREFIX, TOPIC_ROOT
+
 THING_NAME_VARIABLE = "${iot:Connection.Thing.ThingName}"
 
-# The MQTT contract (DESIGN.md): the kit publishes on these...
-KIT_PUBLISHES = ("measurements", "status")
-# ...and subscribes to (and receives on) these.
-KIT_SUBSCRIBES = ("config",)
+__all__ = ["KIT_PUBLISHES", "KIT_SUBSCRIBES", "THING_NAME_PREFIX", "TOPIC_ROOT"]
 
 
 def thing_name_for(kit_id: str) -> str:

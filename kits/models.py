@@ -6,10 +6,11 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
+from device.payloads import KIT_ID_PATTERN, SENSOR_KEY_PATTERN
+
 # Kit ids appear in URLs, AWS IoT thing names (`astroplant-<id>`) and MQTT topics, so they
 # are kept to lower-case letters, digits and inner hyphens.
 KIT_ID_MAX_LENGTH = 48
-KIT_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$"
 kit_id_validator = RegexValidator(
     KIT_ID_PATTERN,
     message=(
@@ -18,7 +19,6 @@ kit_id_validator = RegexValidator(
     ),
 )
 
-SENSOR_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 sensor_key_validator = RegexValidator(
     SENSOR_KEY_PATTERN,
     message="A sensor key is 1 to 40 lower-case letters, digits and underscores, starting with a letter.",

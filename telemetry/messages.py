@@ -12,13 +12,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 
-SCHEMA_VERSION = 1
-MAX_PAYLOAD_BYTES = 128 * 1024  # AWS IoT's limit
-MAX_READINGS_PER_MESSAGE = 64
-TOPIC_PATTERN = re.compile(
-    r"^astroplant/kits/astroplant-(?P<kit_id>[a-z0-9][a-z0-9-]{0,46}[a-z0-9]|[a-z0-9])/(?P<channel>measurements|status)$"
+# One contract for both sides: the kit writes its messages with this module.
+from device.payloads import (
+    KIT_ID,
+    KIT_PUBLISHES,
+    MAX_PAYLOAD_BYTES,
+    MAX_READINGS_PER_MESSAGE,
+    SCHEMA_VERSION,
+    SENSOR_KEY_PATTERN,
+    THING_NAME_PREFIX,
+    TOPIC_ROOT,
 )
-SENSOR_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+TOPIC_PATTERN = re.compile(
+    f"^{re.escape(TOPIC_ROOT)}/{re.escape(THING_NAME_PREFIX)}(?P<kit_id>{KIT_ID})"
+    f"/(?P<channel>{'|'.join(KIT_PUBLISHES)})$"
+)
+SENSOR_KEY = re.compile(SENSOR_KEY_PATTERN)
 
 
 class InvalidMessage(Exception):
@@ -142,7 +152,7 @@ def _readings(body: dict) -> dict[str, float]:
         raise InvalidMessage(f"{len(readings)} readings in one message; at most {MAX_READINGS_PER_MESSAGE}.")
     clean = {}
     for key, value in readings.items():
-        if not SENSOR_KEY_PATTERN.match(key):
+        if not SENSOR_KEY.match(key):
             raise InvalidMessage(f"{key!r} is not a sensor key (lower-case letters, digits, underscores).")
         clean[key] = _number(key, value)
     return clean

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from kits.models import KIT_ID_PATTERN, SENSOR_KEY_PATTERN
+from device.payloads import KIT_ID_PATTERN, SENSOR_KEY_PATTERN
 
 from . import dynamodb
 from .dead_letters import DeadLetter

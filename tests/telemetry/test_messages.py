@@ -166,3 +166,15 @@ def test_arbitrary_json_fields_are_either_valid_or_refused_with_a_reason(changes
         assert refused.reason
     else:
         assert result.kit_id == "k-7f3a-c21e"
+
+
+@pytest.mark.parametrize(
+    "readings",
+    [{}, {"Temp!": 1.0}, {"t" * 41: 1.0}, {f"s{i}": 1.0 for i in range(65)}],
+)
+def test_the_kit_never_writes_a_measurement_the_server_refuses(readings):
+    # one contract module for both sides: what the server refuses, the kit will not write
+    with pytest.raises(InvalidMessage):
+        parse(TOPIC, good(readings=readings))
+    with pytest.raises(ValueError, match="reading|sensor key"):
+        measurement_payload(kit_id="k-7f3a-c21e", sequence=1, readings=readings, timestamp=utc_timestamp(NOW))
