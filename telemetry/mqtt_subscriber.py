@@ -49,6 +49,7 @@ class Subscriber:
         self.settings = settings
         self.inbox: queue.Queue[ReceivedMessage] = queue.Queue()
         self.connected = False
+        self.subscribed = False  # the broker has confirmed our subscriptions on this connection
         self.connection = 0  # grows whenever the link drops or comes back
         self.acks_skipped = 0  # acknowledgements not sent: their connection had gone
         self._connection_lock = threading.Lock()
@@ -70,6 +71,7 @@ class Subscriber:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self.client = client
 
     def start(self) -> None:
@@ -101,6 +103,7 @@ class Subscriber:
         with self._connection_lock:
             self.connection += 1
             self.connected = True
+            self.subscribed = False
         if self.settings.topics_not_wanted:
             client.unsubscribe(list(self.settings.topics_not_wanted))
         # Subscribe on every connect: a broker that restarted without our session forgot them.
@@ -118,6 +121,14 @@ class Subscriber:
         with self._connection_lock:
             self.connection += 1
             self.connected = False
+            self.subscribed = False
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        failed = [code for code in reason_codes if code.is_failure]
+        if failed:
+            log.error("The broker refused a subscription of the ingest bridge: %s", failed)
+            return
+        self.subscribed = True
 
     def _on_message(self, client, userdata, message) -> None:
         self.inbox.put(
