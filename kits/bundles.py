@@ -7,10 +7,10 @@ private key is ever kept: never in the database.
 """
 
 import io
-import json
 import zipfile
 from dataclasses import dataclass
 
+import tomli_w
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
 
@@ -90,39 +90,35 @@ def bundle_delete(name: str) -> None:
 
 def device_config_toml(config: DeviceConfig) -> str:
     """kit.toml, read by the kit agent (`python -m device run --config kit.toml`). Paths are
-    relative to the file itself. Strings are written as JSON strings, which are valid TOML."""
+    relative to the file itself. Written by tomli-w, so every value is quoted as TOML wants."""
+    document = {
+        "schema_version": 1,
+        "kit": {"id": config.kit_id, "thing_name": config.thing_name},
+        "mqtt": {
+            "endpoint": config.endpoint,
+            "port": int(config.port),
+            "client_id": config.thing_name,
+            "certificate": CERTIFICATE_FILE,
+            "private_key": PRIVATE_KEY_FILE,
+            "root_ca": ROOT_CA_FILE,
+        },
+        "topics": dict(config.topics),
+        "sensors": [_sensor_entry(sensor) for sensor in config.sensors],
+    }
+    header = (
+        "# AstroPlant kit configuration, made by the backend with this kit's certificate.\n"
+        "# Keep this folder private: private.pem.key lets anyone act as this kit.\n"
+    )
+    return header + tomli_w.dumps(document)
 
-    def text(value: str) -> str:
-        return json.dumps(value, ensure_ascii=False)
 
-    lines = [
-        "# AstroPlant kit configuration, made by the backend with this kit's certificate.",
-        "# Keep this folder private: private.pem.key lets anyone act as this kit.",
-        "schema_version = 1",
-        "",
-        "[kit]",
-        f"id = {text(config.kit_id)}",
-        f"thing_name = {text(config.thing_name)}",
-        "",
-        "[mqtt]",
-        f"endpoint = {text(config.endpoint)}",
-        f"port = {int(config.port)}",
-        f"client_id = {text(config.thing_name)}",
-        f"certificate = {text(CERTIFICATE_FILE)}",
-        f"private_key = {text(PRIVATE_KEY_FILE)}",
-        f"root_ca = {text(ROOT_CA_FILE)}",
-        "",
-        "[topics]",
-        *(f"{channel} = {text(topic)}" for channel, topic in config.topics.items()),
-    ]
-    for sensor in config.sensors:
-        lines += ["", "[[sensors]]", f"key = {text(sensor.key)}", f"quantity = {text(sensor.quantity)}"]
-        lines.append(f"unit = {text(sensor.unit)}")
-        if sensor.min_value is not None:
-            lines.append(f"min_value = {float(sensor.min_value)!r}")
-        if sensor.max_value is not None:
-            lines.append(f"max_value = {float(sensor.max_value)!r}")
-    return "\n".join(lines) + "\n"
+def _sensor_entry(sensor) -> dict:
+    entry = {"key": sensor.key, "quantity": sensor.quantity, "unit": sensor.unit}
+    if sensor.min_value is not None:
+        entry["min_value"] = float(sensor.min_value)
+    if sensor.max_value is not None:
+        entry["max_value"] = float(sensor.max_value)
+    return entry
 
 
 def _private_entry(name: str) -> zipfile.ZipInfo:
