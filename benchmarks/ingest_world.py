@@ -32,14 +32,18 @@ def local_product_prepare(*, moto, work: Path, prefix: str, kit_count: int) -> l
     return kit_ids
 
 
-def bridge_environment(broker) -> dict[str, str]:
+def bridge_environment(broker, client_id: str = "astroplant.ingest") -> dict[str, str]:
     """The environment of a `manage.py ingest` process that subscribes to `broker` (a running
-    localdev.mosquitto.MosquittoBroker) with the bridge's own certificate."""
-    files = broker.client_credentials("astroplant.ingest")
+    localdev.mosquitto.MosquittoBroker) as `client_id`, with a certificate of that common name
+    (mosquitto takes the client id from the certificate). Bridges that share the load each need
+    their own: one of localdev.mosquitto.INGEST_CLIENTS, which the broker's ACL allows. They
+    share through the default INGEST_SHARE_GROUP."""
+    files = broker.client_credentials(client_id)
     return {
         **os.environ,
         "INGEST_MQTT_HOST": "localhost",
         "INGEST_MQTT_PORT": str(broker.port),
+        "INGEST_CLIENT_ID": client_id,
         "INGEST_CERTIFICATE_FILE": str(files.certificate),
         "INGEST_PRIVATE_KEY_FILE": str(files.private_key),
         "INGEST_ROOT_CA_FILE": str(files.root_ca),
