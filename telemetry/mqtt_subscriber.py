@@ -50,6 +50,7 @@ class Subscriber:
         self.inbox: queue.Queue[ReceivedMessage] = queue.Queue()
         self.connected = False
         self.subscribed = False  # the broker has confirmed our subscriptions on this connection
+        self.stopping = False
         self.connection = 0  # grows whenever the link drops or comes back
         self.acks_skipped = 0  # acknowledgements not sent: their connection had gone
         self._connection_lock = threading.Lock()
@@ -80,6 +81,7 @@ class Subscriber:
         self.client.loop_start()
 
     def stop(self) -> None:
+        self.stopping = True
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -108,15 +110,12 @@ class Subscriber:
             client.unsubscribe(list(self.settings.topics_not_wanted))
         # Subscribe on every connect: a broker that restarted without our session forgot them.
         client.subscribe([(topic, QOS_AT_LEAST_ONCE) for topic in self.settings.topics])
-        log.info(
-            "Connected to %s:%s; subscribed to %s",
-            self.settings.host,
-            self.settings.port,
-            ", ".join(self.settings.topics),
-        )
+        log.info("Connected to %s:%s; subscribing", self.settings.host, self.settings.port)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self.connected:
+        if self.stopping:
+            log.info("Disconnected from the broker")
+        elif self.connected:
             log.warning("Lost the broker (%s); reconnecting", reason_code)
         with self._connection_lock:
             self.connection += 1
@@ -129,6 +128,8 @@ class Subscriber:
             log.error("The broker refused a subscription of the ingest bridge: %s", failed)
             return
         self.subscribed = True
+        # Said once the broker has confirmed: from here on, no message for us is missed.
+        log.info("The broker confirmed: subscribed to %s", ", ".join(self.settings.topics))
 
     def _on_message(self, client, userdata, message) -> None:
         self.inbox.put(
