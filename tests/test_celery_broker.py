@@ -1,5 +1,5 @@
-"""The Celery broker settings: a task whose worker died comes back on Redis, and `make run`'s
-server-less broker (SQLAlchemy on a SQLite file) still takes tasks."""
+"""`make run`'s server-less Celery broker (SQLAlchemy on a SQLite file) still takes tasks. That a
+task whose worker died comes back on Redis is shown with real killed workers in test_faults.py."""
 
 import os
 import sqlite3
@@ -8,13 +8,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def test_on_redis_a_dead_workers_task_is_handed_out_again_after_the_visibility_timeout(settings):
-    from astroplant_site.celery import app
-
-    assert app.conf.broker_url.startswith("redis://")
-    assert app.conf.broker_transport_options["visibility_timeout"] == settings.CELERY_VISIBILITY_TIMEOUT_SECONDS
 
 
 def test_the_server_less_broker_of_make_run_takes_tasks(tmp_path):
