@@ -4,6 +4,7 @@ the main pages are saved under test-artifacts/dashboard/."""
 
 import csv
 import io
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -164,7 +165,54 @@ def test_a_long_range_draws_hourly_rollups_with_their_min_and_max(open_browser, 
     legend = page.locator("#chart-temperature .u-legend")
     expect(legend).to_contain_text("Min")
     expect(legend).to_contain_text("Max")
+    # Each hour's mean drawn inside a band from its min to its max: the band is filled between the
+    # max and min series, which hold exactly the stored readings' extremes of that hour.
+    chart = chart_series(page, "temperature")
+    assert chart["labels"] == ["Time", "Mean", "Min", "Max"]
+    assert chart["bands"] == [[3, 2]]
+    assert chart["bandFilled"]
+    temperatures = defaultdict(list)
+    for moment, values in written.items():
+        temperatures[moment.replace(minute=0, second=0, microsecond=0).timestamp()].append(values["temperature"])
+    drawn = {t: (low, high) for t, low, high in zip(chart["times"], chart["mins"], chart["maxs"], strict=True)}
+    assert drawn == {t: (min(v), max(v)) for t, v in temperatures.items()}
+    means = [mean for mean in chart["means"] if mean is not None]
+    assert all(low <= mean <= high for (low, high), mean in zip(drawn.values(), means, strict=True))
     screenshot(page, "kit-page-week-rollups")
+
+    # The last hour of the same kit is raw readings again: one line, the band gone.
+    page.get_by_text("Last hour", exact=True).click()
+    wait_for_charts(page, loads=2)
+    assert page.locator("#charts").get_attribute("data-resolution") == "raw"
+    assert chart_series(page, "temperature")["labels"] == ["Time", "Temperature"]
+    assert chart_series(page, "temperature")["bands"] == []
+
+
+def test_a_raw_range_draws_one_line_without_a_band(open_browser, greenhouse):
+    kit, _ = greenhouse
+    page = open_browser()
+    sign_in(page, "owner", "pw-owner")
+    page.goto(f"/dashboard/kits/{kit.id}/?range=hour")
+    wait_for_charts(page)
+
+    assert page.locator("#charts").get_attribute("data-resolution") == "raw"
+    chart = chart_series(page, "temperature")
+    assert chart["labels"] == ["Time", "Temperature"]
+    assert chart["bands"] == []
+    expect(page.locator("#chart-temperature .u-legend")).not_to_contain_text("Min")
+
+
+def chart_series(page, sensor: str) -> dict:
+    """What one sensor's uPlot chart holds: its series' labels, its bands (as [upper, lower]
+    series), whether a band has a fill, and its columns."""
+    return page.locator(f"#chart-{sensor}").evaluate(
+        """f => ({
+            labels: f.uplot.series.map(s => s.label),
+            bands: f.uplot.bands.map(b => b.series),
+            bandFilled: f.uplot.bands.every(b => b.fill != null),
+            times: f.uplot.data[0], means: f.uplot.data[1], mins: f.uplot.data[2], maxs: f.uplot.data[3],
+        })"""
+    )
 
 
 def test_public_kit_charts_draw_for_a_visitor_on_a_phone(open_browser, make_kit, users, write_readings):
