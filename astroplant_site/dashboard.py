@@ -23,7 +23,9 @@ from kits.models import Role
 from . import dashboard_selectors
 from .dashboard_forms import RANGE_PRESETS, ChartRangeForm, MemberAddForm, MemberRoleForm
 
-OTHER_KITS_PER_PAGE = 24
+# Kit cards per page, in each of "My kits" and the other kits: each page's latest values are
+# read in one query, whatever its kits.
+KITS_PER_PAGE = 24
 
 
 def _kit_visible_or_404(user, kit_id: str):
@@ -44,20 +46,26 @@ def _kit_to_manage(request, kit_id: str):
 @require_GET
 def home(request):
     now = timezone.now()
-    own_kits = list(dashboard_selectors.kits_of_member(user=request.user)) if request.user.is_authenticated else []
-    other_page = Paginator(dashboard_selectors.kits_others_visible(user=request.user), OTHER_KITS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    own_page = None
+    if request.user.is_authenticated:
+        own_page = _page_of(dashboard_selectors.kits_of_member(user=request.user), request.GET.get("my_page"))
+    other_page = _page_of(dashboard_selectors.kits_others_visible(user=request.user), request.GET.get("page"))
     return render(
         request,
         "dashboard/home.html",
         {
-            "own_kits": dashboard_selectors.kit_summaries(kits=own_kits, now=now),
+            "own_kits": dashboard_selectors.kit_summaries(kits=list(own_page), now=now) if own_page is not None else [],
+            "own_page": own_page,
             "other_kits": dashboard_selectors.kit_summaries(kits=list(other_page), now=now),
             "other_page": other_page,
             "online_within_minutes": settings.DASHBOARD_ONLINE_WITHIN_MINUTES,
         },
     )
+
+
+def _page_of(kits, number):
+    """One page of `kits`; a missing or bad page number gives the first page, one too high the last."""
+    return Paginator(kits, KITS_PER_PAGE).get_page(number)
 
 
 @require_GET

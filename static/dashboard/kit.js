@@ -5,7 +5,11 @@
 // stays under about 2,000 points), follows `Link: rel="next"` pages of raw readings, and draws.
 // Tests and the benchmark read the state it exposes as data attributes: `#charts[data-state]`
 // (loading | drawn | error), `#charts[data-loads]` (finished loads so far), and per figure
-// `data-state` (loading | drawn | empty | error) and `data-point-count` (points drawn).
+// `data-state` (loading | drawn | empty | error) and `data-point-count` (points drawn); each
+// figure also holds its uPlot chart as `figure.uplot`.
+//
+// Times are shown in the viewer's own time zone (static/dashboard/local-time.js), named on every
+// chart's time axis and with every time in the legend; the address, the API and CSV stay in UTC.
 "use strict";
 
 (() => {
@@ -33,20 +37,28 @@
   let refreshTimer = null;
 
   // ---- time and numbers ------------------------------------------------------------------
+  const { zone, formatDateTime } = window.AstroPlantTime;
   const isoUtc = (date) => date.toISOString().replace(/\.\d{3}Z$/, "Z");
-  // <input type="datetime-local"> has no zone; the page says its times are UTC.
-  const inputToIso = (value) => (value ? isoUtc(new Date(value.length === 16 ? `${value}:00Z` : `${value}Z`)) : null);
-  const isoToInput = (iso) => iso.slice(0, 16);
-  const timeFormat = new Intl.DateTimeFormat("en-GB", {
-    timeZone: "UTC", year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
-  });
-  const formatTime = (seconds) => `${timeFormat.format(new Date(seconds * 1000))} UTC`;
-  const dayFormat = new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", day: "numeric", month: "short" });
-  const monthFormat = new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", month: "short", year: "numeric" });
-  const clockFormat = new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  // <input type="datetime-local"> has no zone: the custom range is typed in the viewer's zone
+  // (which Date reads such a value in) and kept in the address in UTC.
+  const inputToIso = (value) => {
+    const date = value ? new Date(value) : null;
+    return date && !Number.isNaN(date.getTime()) ? isoUtc(date) : null;
+  };
+  const pad = (n) => String(n).padStart(2, "0");
+  const isoToInput = (iso) => {
+    const d = new Date(iso);
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  };
+  const formatTime = (seconds) => formatDateTime(new Date(seconds * 1000), { seconds: true });
+  const dayFormat = new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short" });
+  const monthFormat = new Intl.DateTimeFormat("en-GB", { month: "short", year: "numeric" });
+  const clockFormat = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   const numberFormat = new Intl.NumberFormat("en-GB", { maximumFractionDigits: 2 });
+  const TIME_AXIS_LABEL = `Time (${zone})`;
 
-  // Time-axis labels in UTC on a 24-hour clock, with the day under the first tick of each day.
+  // Time-axis labels in the viewer's zone on a 24-hour clock, with the day under the first tick
+  // of each day.
   function timeAxisValues(u, splits, axisIndex, space, increment) {
     let previousDay = null;
     return splits.map((t) => {
@@ -152,12 +164,12 @@
     return {
       width,
       height: CHART_HEIGHT,
-      tzDate: (t) => uPlot.tzDate(new Date(t * 1000), "Etc/UTC"),
+      // uPlot places its ticks in the browser's own zone unless told another: the viewer's.
       scales: { x: { time: true } },
       series,
       bands: rollup ? [{ series: [3, 2], fill: "rgba(47,125,67,0.14)" }] : [],
       axes: [
-        { ...axis, values: timeAxisValues },
+        { ...axis, values: timeAxisValues, label: TIME_AXIS_LABEL, labelSize: 20, labelFont: "12px system-ui, sans-serif" },
         { ...axis, label: `${sensor.label} (${sensor.unit})`, labelSize: 22, size: 58, values: (u, splits) => splits.map(formatNumber) },
       ],
       cursor: { points: { size: 8 }, drag: { x: false, y: false } },
@@ -182,7 +194,7 @@
     if (points.length === 0) {
       figure.dataset.pointCount = "0";
       const existing = charts.get(sensor.key);
-      if (existing) { existing.plot.destroy(); charts.delete(sensor.key); }
+      if (existing) { existing.plot.destroy(); charts.delete(sensor.key); figure.uplot = null; }
       figure.dataset.state = "empty";
       note.textContent = "No readings in this range. Pick a longer range, or check that the kit is on.";
       return Promise.resolve();
@@ -200,12 +212,14 @@
         chart = { plot: null, rollup, onDrawn: resolve };
         charts.set(sensor.key, chart);
         chart.plot = new uPlot(chartOptions(sensor, plotWidth(figure), rollup), data, figure.querySelector(".chart-plot"));
+        figure.uplot = chart.plot;
       }
     }).then(() => {
       // What the chart holds, not what was fetched: the points a person actually sees.
       const plot = charts.get(sensor.key).plot;
       figure.dataset.pointCount = String(plot.data[1].filter((v) => v != null).length);
       figure.dataset.axisLabel = plot.axes[1].label; // drawn on the canvas, so told here too
+      figure.dataset.timeAxisLabel = plot.axes[0].label;
       figure.dataset.state = "drawn";
     });
   }
@@ -323,6 +337,11 @@
     });
   }).observe(chartsBox);
 
+  // The page renders the custom range in UTC; shown here in the viewer's zone, which its inputs take.
+  if (range.preset === "custom") {
+    fromInput.value = isoToInput(range.from);
+    toInput.value = isoToInput(range.to);
+  }
   showCustomFields(range.preset === "custom");
   load();
 })();

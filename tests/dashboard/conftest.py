@@ -126,12 +126,19 @@ def chromium():
 
 @pytest.fixture
 def open_browser(chromium, live_server):
-    """`open_browser(viewport=DESKTOP)`: a fresh browser context (no cookies) on the live
-    server; returns its page. Screenshots go to test-artifacts/dashboard/."""
+    """`open_browser(viewport=DESKTOP, timezone_id="UTC", locale="en-US")`: a fresh browser context
+    (no cookies) on the live server, its clock in `timezone_id` whatever the machine's; returns its
+    page. Screenshots go to test-artifacts/dashboard/."""
     contexts = []
 
-    def open_page(viewport=DESKTOP):
-        context = chromium.new_context(base_url=live_server.url, viewport=viewport, accept_downloads=True)
+    def open_page(viewport=DESKTOP, timezone_id="UTC", locale="en-US"):
+        context = chromium.new_context(
+            base_url=live_server.url,
+            viewport=viewport,
+            accept_downloads=True,
+            timezone_id=timezone_id,
+            locale=locale,
+        )
         context.set_default_timeout(15_000)
         contexts.append(context)
         return context.new_page()

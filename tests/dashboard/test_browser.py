@@ -4,8 +4,11 @@ the main pages are saved under test-artifacts/dashboard/."""
 
 import csv
 import io
-from datetime import timedelta
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
@@ -162,7 +165,54 @@ def test_a_long_range_draws_hourly_rollups_with_their_min_and_max(open_browser, 
     legend = page.locator("#chart-temperature .u-legend")
     expect(legend).to_contain_text("Min")
     expect(legend).to_contain_text("Max")
+    # Each hour's mean drawn inside a band from its min to its max: the band is filled between the
+    # max and min series, which hold exactly the stored readings' extremes of that hour.
+    chart = chart_series(page, "temperature")
+    assert chart["labels"] == ["Time", "Mean", "Min", "Max"]
+    assert chart["bands"] == [[3, 2]]
+    assert chart["bandFilled"]
+    temperatures = defaultdict(list)
+    for moment, values in written.items():
+        temperatures[moment.replace(minute=0, second=0, microsecond=0).timestamp()].append(values["temperature"])
+    drawn = {t: (low, high) for t, low, high in zip(chart["times"], chart["mins"], chart["maxs"], strict=True)}
+    assert drawn == {t: (min(v), max(v)) for t, v in temperatures.items()}
+    means = [mean for mean in chart["means"] if mean is not None]
+    assert all(low <= mean <= high for (low, high), mean in zip(drawn.values(), means, strict=True))
     screenshot(page, "kit-page-week-rollups")
+
+    # The last hour of the same kit is raw readings again: one line, the band gone.
+    page.get_by_text("Last hour", exact=True).click()
+    wait_for_charts(page, loads=2)
+    assert page.locator("#charts").get_attribute("data-resolution") == "raw"
+    assert chart_series(page, "temperature")["labels"] == ["Time", "Temperature"]
+    assert chart_series(page, "temperature")["bands"] == []
+
+
+def test_a_raw_range_draws_one_line_without_a_band(open_browser, greenhouse):
+    kit, _ = greenhouse
+    page = open_browser()
+    sign_in(page, "owner", "pw-owner")
+    page.goto(f"/dashboard/kits/{kit.id}/?range=hour")
+    wait_for_charts(page)
+
+    assert page.locator("#charts").get_attribute("data-resolution") == "raw"
+    chart = chart_series(page, "temperature")
+    assert chart["labels"] == ["Time", "Temperature"]
+    assert chart["bands"] == []
+    expect(page.locator("#chart-temperature .u-legend")).not_to_contain_text("Min")
+
+
+def chart_series(page, sensor: str) -> dict:
+    """What one sensor's uPlot chart holds: its series' labels, its bands (as [upper, lower]
+    series), whether a band has a fill, and its columns."""
+    return page.locator(f"#chart-{sensor}").evaluate(
+        """f => ({
+            labels: f.uplot.series.map(s => s.label),
+            bands: f.uplot.bands.map(b => b.series),
+            bandFilled: f.uplot.bands.every(b => b.fill != null),
+            times: f.uplot.data[0], means: f.uplot.data[1], mins: f.uplot.data[2], maxs: f.uplot.data[3],
+        })"""
+    )
 
 
 def test_public_kit_charts_draw_for_a_visitor_on_a_phone(open_browser, make_kit, users, write_readings):
@@ -244,3 +294,83 @@ def test_owner_adds_a_member_by_email(open_browser, greenhouse):
     screenshot(page, "members")
     page.set_viewport_size(PHONE)
     screenshot(page, "members-phone")
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def shown_recent(moment, zone) -> str:
+    """How the page shows a recent time in `zone`: the clock and the zone's name for a time of
+    today, else the date too."""
+    local = moment.astimezone(zone)
+    if local.date() == utc_now().astimezone(zone).date():
+        return f"{local:%H:%M %Z}"
+    return f"{local.day} {local:%b %Y, %H:%M %Z}"
+
+
+def test_times_are_shown_in_the_viewers_time_zone_with_its_name(open_browser, greenhouse):
+    # Given a viewer whose browser is in New York
+    kit, written = greenhouse
+    newest = max(written)
+    page = open_browser(timezone_id="America/New_York")
+
+    # When they sign in, the kit list shows the last reading's time in New York's time, named
+    sign_in(page, "owner", "pw-owner")
+    card = page.locator(f'article[data-kit-id="{kit.id}"]')
+    expect(card.locator(".last-seen time")).to_have_text(shown_recent(newest, NEW_YORK))
+    assert card.locator(".last-seen time").get_attribute("title").endswith("(America/New_York)")
+    expect(page.locator(".site-footer")).to_contain_text("times in America/New_York (CSV and API in UTC)")
+    screenshot(page, "kit-list-new-york")
+
+    # and so does the kit page: its last-seen time, the charts' time axes and the legend's times
+    page.goto(f"/dashboard/kits/{kit.id}/?range=hour")
+    wait_for_charts(page)
+    expect(page.locator(".kit-header .last-seen time")).to_have_text(shown_recent(newest, NEW_YORK))
+    figure = page.locator("#chart-temperature")
+    assert figure.get_attribute("data-time-axis-label") == "Time (America/New_York)"
+    # 15:00 UTC is 10:00 in New York in January (EST) and 11:00 in July (EDT).
+    axis_labels = "(f, t) => f.uplot.axes[0].values(f.uplot, t, 0, 50, 3600)"
+    january, july = (datetime(2026, month, 15, 15, tzinfo=UTC).timestamp() for month in (1, 7))
+    assert figure.evaluate(axis_labels, [january, january + 3600]) == ["10:00\n15 Jan", "11:00"]
+    assert figure.evaluate(axis_labels, [july]) == ["11:00\n15 Jul"]
+    plot = page.locator("#chart-temperature .u-over")
+    box = plot.bounding_box()
+    plot.hover(position={"x": box["width"] - 2, "y": box["height"] / 2})
+    local = newest.astimezone(NEW_YORK)
+    expect(page.locator("#chart-temperature .u-legend")).to_contain_text(f"{local:%H:%M:%S %Z}")
+    expect(page.locator("#chart-status")).to_contain_text(f"{utc_now().astimezone(NEW_YORK):%Z}")
+    screenshot(page, "kit-page-new-york")
+
+    # Then the CSV is asked for in UTC
+    csv_query = parse_qs(urlsplit(page.locator("#csv-download").get_attribute("href")).query)
+    assert csv_query["from"][0].endswith("Z") and csv_query["to"][0].endswith("Z")
+
+
+def test_a_custom_range_is_typed_in_the_viewers_time_zone_and_kept_in_utc(open_browser, greenhouse):
+    kit, written = greenhouse
+    page = open_browser(timezone_id="America/New_York")
+    sign_in(page, "owner", "pw-owner")
+    page.goto(f"/dashboard/kits/{kit.id}/")
+    wait_for_charts(page)
+
+    # From 40 to 20 minutes ago, typed on New York's clock
+    now = utc_now()
+    start = (now - timedelta(minutes=40)).replace(second=0, microsecond=0)
+    end = (now - timedelta(minutes=20)).replace(second=0, microsecond=0)
+    page.get_by_text("Custom", exact=True).click()
+    expect(page.locator("#range-custom-fields legend")).to_have_text("Custom range (America/New_York)")
+    page.get_by_label("From").fill(f"{start.astimezone(NEW_YORK):%Y-%m-%dT%H:%M}")
+    page.get_by_label("To", exact=True).fill(f"{end.astimezone(NEW_YORK):%Y-%m-%dT%H:%M}")
+    page.get_by_role("button", name="Show range").click()
+    wait_for_charts(page, loads=2)
+
+    expected = sum(1 for moment in written if start <= moment < end)
+    assert drawn_point_counts(page) == dict.fromkeys(SENSORS, expected)
+    address = parse_qs(urlsplit(page.url).query)
+    assert (address["from"], address["to"]) == ([f"{start:%Y-%m-%dT%H:%M:%SZ}"], [f"{end:%Y-%m-%dT%H:%M:%SZ}"])
+
+    # and a reload of that address shows the same range on New York's clock
+    page.reload()
+    wait_for_charts(page)
+    expect(page.get_by_label("From")).to_have_value(f"{start.astimezone(NEW_YORK):%Y-%m-%dT%H:%M}")
+    assert drawn_point_counts(page) == dict.fromkeys(SENSORS, expected)

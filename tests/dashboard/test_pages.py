@@ -6,8 +6,12 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from astroplant_site import dashboard
 from kits.models import Role
+from telemetry.models import LatestValue
 
 from .conftest import minutes_ago, utc_now
 
@@ -95,6 +99,87 @@ def test_kit_without_readings_says_so_on_its_card(client, make_kit, users):
     client.force_login(users["owner"])
 
     assert "No readings yet" in client.get("/").content.decode()
+
+
+def own_section(response) -> str:
+    html = response.content.decode()
+    start = html.index('id="own-kits-heading"')
+    return html[start : html.index("</section>", start)]
+
+
+def other_section(response) -> str:
+    html = response.content.decode()
+    start = html.index('id="other-kits-heading"')
+    return html[start : html.index("</section>", start)]
+
+
+def kit_names(section: str, kits) -> list[str]:
+    """The names of `kits` whose cards `section` holds, in the order shown."""
+    shown = [
+        (section.index(f'data-kit-id="{kit.id}"'), kit.name) for kit in kits if f'data-kit-id="{kit.id}"' in section
+    ]
+    return [name for _, name in sorted(shown)]
+
+
+def test_my_kits_are_paginated_and_page_two_shows_the_rest(client, make_kit, users, monkeypatch):
+    monkeypatch.setattr(dashboard, "KITS_PER_PAGE", 3)
+    own = [make_kit(owner=users["owner"], name=f"Own kit {n}") for n in range(1, 6)]
+    others = [make_kit(owner=users["viewer"], public=True, name=f"Public kit {n}") for n in range(1, 5)]
+    client.force_login(users["owner"])
+
+    first = client.get("/")
+    second = client.get("/?my_page=2")
+
+    assert kit_names(own_section(first), own) == ["Own kit 1", "Own kit 2", "Own kit 3"]
+    assert "Page 1 of 2" in own_section(first)
+    assert 'href="?my_page=2#own-kits-heading"' in own_section(first)
+    assert kit_names(own_section(second), own) == ["Own kit 4", "Own kit 5"]
+    assert 'href="?my_page=1#own-kits-heading"' in own_section(second)
+    # Each list turns its own pages, keeping the other's.
+    assert kit_names(other_section(second), others) == ["Public kit 1", "Public kit 2", "Public kit 3"]
+    assert 'href="?my_page=2&amp;page=2#other-kits-heading"' in other_section(second)
+    both = client.get("/?my_page=2&page=2")
+    assert kit_names(own_section(both), own) == ["Own kit 4", "Own kit 5"]
+    assert kit_names(other_section(both), others) == ["Public kit 4"]
+
+
+def test_a_page_of_my_kits_past_the_last_shows_the_last(client, make_kit, users, monkeypatch):
+    monkeypatch.setattr(dashboard, "KITS_PER_PAGE", 2)
+    own = [make_kit(owner=users["owner"], name=f"Own kit {n}") for n in range(1, 4)]
+    client.force_login(users["owner"])
+
+    assert kit_names(own_section(client.get("/?my_page=9")), own) == ["Own kit 3"]
+    assert kit_names(own_section(client.get("/?my_page=nonsense")), own) == ["Own kit 1", "Own kit 2"]
+
+
+def test_a_page_of_my_kits_costs_the_same_queries_whatever_its_kits(
+    client, make_kit, users, write_readings, monkeypatch
+):
+    # Given five kits with readings, four to a page: a full first page and a second page of one
+    monkeypatch.setattr(dashboard, "KITS_PER_PAGE", 4)
+    now = utc_now()
+    kits = [make_kit(owner=users["owner"], name=f"Own kit {n}") for n in range(1, 6)]
+    for index, kit in enumerate(kits):
+        write_readings(kit, minutes_ago(now, 2), values=lambda moment, i, index=index: {"temperature": 20.0 + index})
+    client.force_login(users["owner"])
+    client.get("/")  # the session and user, read once before counting
+
+    # When each page is shown
+    queries = {}
+    for number in (1, 2):
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(f"/?my_page={number}")
+        queries[number] = [query["sql"] for query in captured.captured_queries]
+        section = own_section(response)
+        shown = [kit for kit in kits if f'data-kit-id="{kit.id}"' in section]
+        for kit in shown:  # every card has its latest value
+            card = section.split(f'data-kit-id="{kit.id}"')[1].split("</article>")[0]
+            assert f'<span class="value">{20 + kits.index(kit)}</span>' in card
+        assert len(shown) == (4 if number == 1 else 1)
+
+    # Then the full page costs no more than the page of one, its latest values one query
+    assert len(queries[1]) == len(queries[2])
+    assert sum(LatestValue._meta.db_table in sql for sql in queries[1]) == 1
 
 
 # --- the kit page -------------------------------------------------------------------------
@@ -218,7 +303,10 @@ def test_kit_page_shows_the_last_seen_time(client, make_kit, users, write_readin
 
     html = client.get(f"/dashboard/kits/{kit.id}/").content.decode()
 
-    assert f'<time datetime="{moment:%Y-%m-%dT%H:%M:%SZ}"' in html
+    # In UTC, as the page's script's input and as what shows without scripts; the script shows it
+    # in the viewer's zone (tests/dashboard/test_browser.py).
+    time = html.split(f'<time datetime="{moment:%Y-%m-%dT%H:%M:%SZ}" data-local-time')[1].split("</time>")[0]
+    assert time.endswith(f">{moment.day} {moment:%b %Y, %H:%M} UTC")
     assert "Online" in html
 
 
