@@ -1,6 +1,8 @@
 """Small helpers several test modules share."""
 
 import io
+import signal
+import subprocess
 import time
 import tomllib
 import zipfile
@@ -20,6 +22,51 @@ def wait_until(condition, *, timeout: float = 20.0, what: str = "the condition",
         time.sleep(0.05)
     tails = "".join(f"\n--- {log.name} ---\n" + "\n".join(log.read_text().splitlines()[-40:]) for log in logs)
     raise AssertionError(f"Timed out after {timeout} s waiting for {what}{tails}")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ProcessGroup:
+    """The child processes of one test: each started from the project's root with its output in
+    a log file of its own (`process.log_path`), and all stopped (SIGTERM, then SIGKILL after 30 s)
+    when the test ends. The one way the tests run a process."""
+
+    def __init__(self, log_dir: Path, env: dict | None = None):
+        self.log_dir = log_dir
+        self.env = env
+        self.running: list[subprocess.Popen] = []
+
+    def start(self, name: str, command: list[str], env: dict | None = None) -> subprocess.Popen:
+        log_path = self.log_dir / f"{len(self.running) + 1:02d}-{name}.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(command, cwd=ROOT, env=env or self.env, stdout=log, stderr=subprocess.STDOUT)
+        process.log_path = log_path
+        process.name = name
+        self.running.append(process)
+        return process
+
+    @staticmethod
+    def stop(process: subprocess.Popen, *, timeout: float = 30) -> int | None:
+        """SIGTERM, then SIGKILL if it has not ended after `timeout` s. Returns its exit code, or
+        None if it had to be killed."""
+        if process.poll() is not None:
+            return process.returncode
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            return None
+
+    def logs(self, name: str) -> str:
+        """Every log of the processes started as `name`, one after another."""
+        return "".join(p.log_path.read_text() for p in self.running if p.name == name)
+
+    def stop_all(self) -> None:
+        for process in self.running:
+            self.stop(process)
 
 
 def admin_kit_add_form(kit_id: str, name: str, **sensor_fields: str) -> dict[str, str]:

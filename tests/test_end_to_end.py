@@ -3,9 +3,7 @@ run` with its bundle) publishes through mosquitto with mutual TLS; the ingest br
 ingest`) stores them in DynamoDB on moto_server; `GET /kits/{id}/data` serves them."""
 
 import os
-import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,7 +19,7 @@ from telemetry.selectors import readings_range_rows, rollups_range
 from telemetry.services import rollups_refresh_all
 from telemetry.timebuckets import Resolution, to_ms
 from tests.conftest import _database_url_of
-from tests.support import unpack_bundle, wait_until
+from tests.support import ProcessGroup, unpack_bundle, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -40,37 +38,9 @@ def stored_times(kit_id: str) -> list[int]:
     return [timestamp for timestamp, _, _ in rows]
 
 
-class Processes:
-    """Child processes of one test, stopped (SIGTERM, then SIGKILL) when it ends."""
-
-    def __init__(self, tmp_path):
-        self.tmp_path = tmp_path
-        self.running: list[subprocess.Popen] = []
-
-    def start(self, name: str, command: list[str], env: dict) -> subprocess.Popen:
-        log = open(self.tmp_path / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        process.log_path = self.tmp_path / f"{name}.log"
-        self.running.append(process)
-        return process
-
-    def stop(self, process: subprocess.Popen) -> int:
-        process.send_signal(signal.SIGTERM)
-        try:
-            return process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return process.wait()
-
-    def stop_all(self) -> None:
-        for process in self.running:
-            if process.poll() is None:
-                self.stop(process)
-
-
 @pytest.fixture
 def processes(tmp_path):
-    started = Processes(tmp_path)
+    started = ProcessGroup(tmp_path)
     yield started
     started.stop_all()
 

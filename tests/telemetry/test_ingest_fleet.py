@@ -30,7 +30,7 @@ from telemetry.selectors import readings_range_rows
 from telemetry.services import rollups_refresh_all
 from telemetry.timebuckets import HOUR_MS, Resolution, period_of, slot_start, slots_decode, to_ms
 from tests.conftest import _database_url_of
-from tests.support import wait_until
+from tests.support import ProcessGroup, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -49,9 +49,8 @@ class Bridges:
     def __init__(self, env: dict, broker, tmp_path: Path):
         self.env = env
         self.broker = broker
-        self.tmp_path = tmp_path
         self.credentials = {}
-        self.running: list[subprocess.Popen] = []
+        self.processes = ProcessGroup(tmp_path)
 
     def start(self, client_id: str, name: str) -> subprocess.Popen:
         if client_id not in self.credentials:
@@ -64,41 +63,24 @@ class Bridges:
             "INGEST_PRIVATE_KEY_FILE": str(credentials.private_key),
             "INGEST_ROOT_CA_FILE": str(credentials.root_ca),
         }
-        log_path = self.tmp_path / f"{name}.log"
         command = [sys.executable, "manage.py", "ingest", "--report-every", "1"]
-        with open(log_path, "w") as log:
-            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        process.log_path = log_path
-        self.running.append(process)
+        process = self.processes.start(name, command, env)
         wait_until(
-            lambda: "subscribed to" in log_path.read_text() or process.poll() is not None,
+            lambda: "subscribed to" in process.log_path.read_text() or process.poll() is not None,
             timeout=60,
             what=f"{name} to subscribe",
-            logs=(log_path,),
+            logs=(process.log_path,),
         )
-        assert process.poll() is None, f"{name} ended:\n{log_path.read_text()}"
+        assert process.poll() is None, f"{name} ended:\n{process.log_path.read_text()}"
         return process
 
-    @staticmethod
-    def stop(process: subprocess.Popen) -> int:
-        process.send_signal(signal.SIGTERM)
-        try:
-            return process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            log = process.log_path.read_text()
-            raise AssertionError(f"The bridge did not stop within 30 s of SIGTERM:\n{log}") from None
+    def stop(self, process: subprocess.Popen) -> int:
+        code = self.processes.stop(process)
+        assert code is not None, f"The bridge did not stop within 30 s of SIGTERM:\n{process.log_path.read_text()}"
+        return code
 
     def stop_all(self) -> None:
-        for process in self.running:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        self.processes.stop_all()
 
 
 @pytest.fixture
@@ -347,8 +329,8 @@ def test_two_bridges_share_the_load_and_survive_one_being_killed(bridges, publis
 
     logs = (first.log_path, second.log_path, restarted.log_path)
     wait_until(every(1.0, lambda: all_stored(kit_ids, messages)), timeout=60, what="every reading", logs=logs)
-    assert Bridges.stop(first) == 0
-    assert Bridges.stop(restarted) == 0
+    assert bridges.stop(first) == 0
+    assert bridges.stop(restarted) == 0
     refreshed = rollups_refresh_all()
 
     stored_by = {name: readings_stored_in(log) for name, log in zip(("1", "2", "2 restarted"), logs, strict=True)}
