@@ -1,10 +1,20 @@
 """Production: every secret comes from the environment, and there is no default for any."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")  # refuses to start without it
+# An empty or short key would only be a warning of `check --deploy`: refuse to start instead.
+SECRET_KEY_MIN_LENGTH = 50
+if len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH:
+    raise ImproperlyConfigured(
+        f"DJANGO_SECRET_KEY is {len(SECRET_KEY)} characters long; production needs at least "
+        f"{SECRET_KEY_MIN_LENGTH} random ones (for example: python -c 'import secrets; "
+        f"print(secrets.token_urlsafe(50))')."
+    )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 DEMO_DATA_ALLOWED = False
