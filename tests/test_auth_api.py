@@ -95,10 +95,3 @@ def test_a_malformed_sign_in_is_400(anonymous, users, body, field):
 
     assert response.status_code == 400
     assert field in response.json()["errors"]
-
-
-def test_healthz_answers_when_the_database_does(client, db):
-    response = client.get("/healthz")
-
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
