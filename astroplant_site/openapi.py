@@ -23,7 +23,7 @@ def add_common_error_responses(result, generator, request, public):
 
 
 def forbid_unknown_request_fields(result, generator, request, public):
-    """Every request body refuses fields it does not know (kits.serializers.StrictInputSerializer):
+    """Every request body refuses fields it does not know (astroplant_site.api.StrictInputSerializer):
     the schema says so with `additionalProperties: false` on each body and each object in it."""
     components = result.get("components", {}).get("schemas", {})
     seen: set[str] = set()

@@ -15,9 +15,8 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from kits.api import BAD_INPUT, NOT_FOUND
+from astroplant_site.api import BAD_INPUT, NOT_FOUND, ErrorSerializer
 from kits.selectors import kit_get_visible
-from kits.serializers import ErrorSerializer
 
 from . import selectors
 from .exceptions import TelemetryQueryInvalid
