@@ -140,12 +140,19 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# The client's address: behind this many proxies (load balancers, CDNs) that every request passes
+# and that each append to X-Forwarded-For, the address the outermost one saw; 0 (no proxy, as
+# locally): the socket's. Sign-in throttling, API throttles and the bundle-download log all read it
+# (astroplant_site/client_address.py). More than the real number lets clients choose their address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
 # Failed sign-ins: after AXES_FAILURE_LIMIT failures for one username from one address,
 # that pair is refused for AXES_COOLOFF_MINUTES. Stored in the database, so every web
 # worker on every machine agrees.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "astroplant_site.client_address.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = None
 AXES_VERBOSE = False
