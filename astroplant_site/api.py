@@ -1,11 +1,15 @@
 """What every part of the API shares: the strict request bodies, the error shapes and their
-schema answers, pagination, and the sign-in serializers. (Errors become these shapes in
-`api_errors.py`.)"""
+schema answers, pagination, request-rate throttles, and the sign-in serializers. (Errors become
+these shapes in `api_errors.py`.)"""
 
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+from .client_address import client_address
 
 # --- Request bodies ---------------------------------------------------------------------------
 
@@ -114,6 +118,51 @@ class StrictPageNumberPagination(PageNumberPagination):
         for parameter in parameters:
             parameter["schema"].update(bounds.get(parameter["name"], {}))
         return parameters
+
+
+# --- Request rates -----------------------------------------------------------------------------
+# Rates per scope are REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (settings/base.py); the counts are
+# kept in the default cache, which every web worker shares.
+
+
+class CallerThrottle(SimpleRateThrottle):
+    """Counts a scope's requests per caller: a signed-in user by their id, anyone else by the
+    client's address (astroplant_site/client_address.py, not the load balancer's)."""
+
+    def get_rate(self):
+        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]  # read when asked, not at import
+
+    def get_ident(self, request):
+        return client_address(request)
+
+    def get_cache_key(self, request, view):
+        if request.user and request.user.is_authenticated:
+            caller = f"user-{request.user.pk}"
+        else:
+            caller = f"address-{self.get_ident(request)}"
+        return f"throttle-{self.scope}-{caller}"
+
+
+class AnonThrottle(CallerThrottle):
+    """Every request of a caller not signed in."""
+
+    scope = "anon"
+
+    def get_cache_key(self, request, view):
+        if request.user and request.user.is_authenticated:
+            return None
+        return super().get_cache_key(request, view)
+
+
+class UserThrottle(CallerThrottle):
+    """Every request of a signed-in caller."""
+
+    scope = "user"
+
+    def get_cache_key(self, request, view):
+        if not (request.user and request.user.is_authenticated):
+            return None
+        return super().get_cache_key(request, view)
 
 
 # --- Sign-in (astroplant_site/auth_api.py) ----------------------------------------------------
