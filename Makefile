@@ -51,7 +51,7 @@ check-deploy: install
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 ## make audit: every installed pin (make install installs them all) checked for known
-## vulnerabilities by pip-audit, against PyPI's advisory data. Fails on a vulnerable pin, and
+## vulnerabilities by pip-audit, against the advisory service. Fails on a vulnerable pin, and
 ## on one it could not check (--strict), so it never passes without having looked.
 audit: install
 	$(BIN)/pip-audit --strict --progress-spinner off

@@ -4,6 +4,8 @@ Validation errors answer `{"detail": "...", "errors": {"field": ["message", ...]
 error answers `{"detail": "..."}`. Nested fields are flattened to paths such as `sensors[0].key`.
 """
 
+import math
+
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -53,7 +55,18 @@ def _as_api_exception(exc):
         return exceptions.APIException(exc.message)
     if isinstance(exc, Http404):
         return exceptions.NotFound("Nothing is here.")
+    if isinstance(exc, exceptions.Throttled) and not isinstance(exc, TooManyRequests):
+        # At least a second, so Retry-After is always sent.
+        return TooManyRequests(wait=max(1, math.ceil(exc.wait or 0)))
     return exc
+
+
+class TooManyRequests(exceptions.Throttled):
+    """A caller over its request rate (astroplant_site.api's throttles): 429 with Retry-After."""
+
+    default_detail = "Too many requests:"
+    extra_detail_singular = "try again in {wait} second."
+    extra_detail_plural = "try again in {wait} seconds."
 
 
 class Conflict(exceptions.APIException):

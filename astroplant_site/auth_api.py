@@ -14,7 +14,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from kits.serializers import ErrorSerializer, TokenInputSerializer, TokenOutputSerializer, ValidationErrorSerializer
+from .api import ErrorSerializer, TokenInputSerializer, TokenOutputSerializer, ValidationErrorSerializer
 
 
 class TokenApi(APIView):

@@ -3,8 +3,19 @@
 
 def add_common_error_responses(result, generator, request, public):
     """Answers any operation may give that drf-spectacular cannot know of: 401 for a token that
-    is invalid or expired (even where no sign-in is needed), 415 for a body that is not JSON."""
+    is invalid or expired (even where no sign-in is needed), 415 for a body that is not JSON,
+    429 for a caller over its request rate (astroplant_site.api's throttles)."""
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    result.setdefault("components", {}).setdefault("responses", {})["TooManyRequests"] = {
+        "description": "Too many requests: wait as Retry-After says.",
+        "headers": {
+            "Retry-After": {
+                "schema": {"type": "integer", "minimum": 1},
+                "description": "Seconds to wait before trying again.",
+            }
+        },
+        "content": error,
+    }
     for path, path_item in result.get("paths", {}).items():
         if not path.startswith(("/kits", "/auth/")):
             continue
@@ -14,6 +25,7 @@ def add_common_error_responses(result, generator, request, public):
             operation["responses"].setdefault(
                 "401", {"description": "The token sent is invalid or expired: sign in again.", "content": error}
             )
+            operation["responses"].setdefault("429", {"$ref": "#/components/responses/TooManyRequests"})
             if "requestBody" in operation:
                 operation["responses"].setdefault(
                     "415",
@@ -23,7 +35,7 @@ def add_common_error_responses(result, generator, request, public):
 
 
 def forbid_unknown_request_fields(result, generator, request, public):
-    """Every request body refuses fields it does not know (kits.serializers.StrictInputSerializer):
+    """Every request body refuses fields it does not know (astroplant_site.api.StrictInputSerializer):
     the schema says so with `additionalProperties: false` on each body and each object in it."""
     components = result.get("components", {}).get("schemas", {})
     seen: set[str] = set()

@@ -31,12 +31,16 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("auth/token", TokenApi.as_view(), name="auth-token"),
     path("auth/token/revoke", TokenRevokeApi.as_view(), name="auth-token-revoke"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # The schema and its docs page describe the API rather than serve it: no request-rate counts
+    # (the API's throttles), like the dashboard's pages.
+    path("api/schema/", SpectacularAPIView.as_view(throttle_classes=[]), name="schema"),
     # The split view serves its start-up script as a file (the Content-Security-Policy allows no inline
     # script); Swagger UI sets inline styles as it draws, allowed on this page alone.
     path(
         "api/docs/",
-        csp_update({"style-src": ["'unsafe-inline'"]})(SpectacularSwaggerSplitView.as_view(url_name="schema")),
+        csp_update({"style-src": ["'unsafe-inline'"]})(
+            SpectacularSwaggerSplitView.as_view(url_name="schema", throttle_classes=[])
+        ),
         name="api-docs",
     ),
     path("healthz", healthz, name="healthz"),

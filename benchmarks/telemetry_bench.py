@@ -219,6 +219,7 @@ def run(args) -> dict:
     from telemetry.synthetic import DEMO_SENSORS, synthetic_readings
 
     call_command("migrate", verbosity=0)
+    call_command("createcachetable", verbosity=0)  # the API's throttle counts
     telemetry_tables_setup()
     client = dynamodb.client()
     now = timezone.now().replace(second=0, microsecond=0)

@@ -101,6 +101,7 @@ def main() -> None:
         print(f"Local AWS (moto_server) on {moto.url}", flush=True)
         print("Preparing the database and demo data...", flush=True)
         manage("migrate", "--no-input", "-v", "0", env=env)
+        manage("createcachetable", env=env)  # the API's throttle counts (CACHES)
         manage("reprovision_all", env=env)
         manage("demo_setup", env=env)
         manage("dynamodb_setup", env=env)

@@ -7,6 +7,8 @@ from django.http import FileResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from astroplant_site.client_address import client_address
+
 from . import bundles, selectors, services
 from .exceptions import KitError
 from .models import BundleDownload, Kit, KitCertificate, Membership, ProvisioningStatus, Sensor
@@ -174,7 +176,7 @@ class KitAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:kits_kit_change", args=[kit.pk]))
         bundle = bundles.bundle_open(certificate.bundle_path)  # first: log only what can be sent
         services.bundle_download_record(
-            certificate=certificate, user=request.user, ip_address=request.META.get("REMOTE_ADDR")
+            certificate=certificate, user=request.user, ip_address=client_address(request) or None
         )
         response = FileResponse(
             bundle,

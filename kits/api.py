@@ -3,29 +3,25 @@ one selector or service, and shapes the output; permission scoping lives in the 
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotAuthenticated, ValidationError
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from astroplant_site.api import BAD_INPUT, NOT_FOUND, NOT_SIGNED_IN, ErrorSerializer, StrictPageNumberPagination
 
 from . import selectors, services
 from .exceptions import KitPermissionDenied
 from .serializers import (
-    ErrorSerializer,
     KitCreateInputSerializer,
     KitOutputSerializer,
     KitUpdateInputSerializer,
     MemberInputSerializer,
     MemberOutputSerializer,
     MemberRoleInputSerializer,
-    ValidationErrorSerializer,
 )
 
-BAD_INPUT = OpenApiResponse(ValidationErrorSerializer, description="The input is invalid; `errors` says where.")
-NOT_SIGNED_IN = OpenApiResponse(ErrorSerializer, description="Sign in first (send `Authorization: Token <token>`).")
 FORBIDDEN = OpenApiResponse(ErrorSerializer, description="You may see this kit but not do this to it.")
-NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such kit, or one you may not see: the two look alike.")
 CONFLICT = OpenApiResponse(
     ErrorSerializer, description="The kit still has its AWS IoT thing and certificate: decommission it first."
 )
@@ -46,44 +42,8 @@ def _kit_output(request, kit) -> dict:
     return KitOutputSerializer(kit, context={"request": request}).data
 
 
-class KitPagination(PageNumberPagination):
-    """`?page=` and `?page_size=`. A page size that is not a whole number from 1 to 200 is refused
-    with a 400 saying so (DRF would quietly use the default); a page that is not a whole number or
-    does not exist is a 404."""
-
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-    def get_page_size(self, request):
-        text = request.query_params.get(self.page_size_query_param)
-        if text is None:
-            return self.page_size
-        if not (text.isascii() and text.isdigit() and len(text) <= 9 and 1 <= int(text) <= self.max_page_size):
-            raise ValidationError(
-                {"page_size": [f"Use a whole number from 1 to {self.max_page_size}, not '{text[:50]}'."]}
-            )
-        return int(text)
-
-    last_page_strings = ()  # `?page=last` is not a page number
-
-    def get_page_number(self, request, paginator):
-        # DRF reads an empty `?page=` as page 1; it is no page number either: 404 "Invalid page."
-        return request.query_params.get(self.page_query_param, 1)
-
-    def get_schema_operation_parameters(self, view):
-        parameters = super().get_schema_operation_parameters(view)
-        bounds = {
-            self.page_query_param: {"minimum": 1},
-            self.page_size_query_param: {"minimum": 1, "maximum": self.max_page_size},
-        }
-        for parameter in parameters:
-            parameter["schema"].update(bounds.get(parameter["name"], {}))
-        return parameters
-
-
 class KitListApi(GenericAPIView):
-    pagination_class = KitPagination
+    pagination_class = StrictPageNumberPagination
     serializer_class = KitOutputSerializer
 
     @extend_schema(

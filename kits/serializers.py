@@ -3,56 +3,13 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from astroplant_site.api import JsonBodySerializer
+
 from .models import KIT_ID_MAX_LENGTH, Kit, Membership, ProvisioningStatus, Quantity, Role, kit_id_validator
 from .selectors import kit_can_manage, kit_can_see_private_details
 from .services import SensorSpec
 
 MAX_SENSORS_PER_KIT = 32
-
-
-class StrictInputSerializer(serializers.Serializer):
-    """Refuses fields it does not know, so a typo is an error rather than silently ignored."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
-
-
-# The JSON types each kind of field takes. DRF alone would turn `false` into 0.0 and `1` into "1":
-# a value of the wrong type is refused instead, as the schema says, with the field's own message.
-JSON_TYPES: list[tuple[type, tuple[type, ...]]] = [
-    (serializers.BooleanField, (bool,)),
-    (serializers.FloatField, (int, float)),
-    (serializers.CharField, (str,)),
-]
-
-
-class JsonBodySerializer(StrictInputSerializer):
-    """A JSON request body: unknown fields and values of the wrong JSON type are refused."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            wrong = {}
-            for name, value in data.items():
-                field = self.fields.get(name)
-                if field is None or value is None:
-                    continue  # unknown fields and nulls have their own messages
-                for kind, types in JSON_TYPES:
-                    if isinstance(field, kind):
-                        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-                            wrong[name] = [field.error_messages["invalid"]]
-                        break
-                # DRF trims a string before checking its length; the schema's maxLength is the
-                # length sent, so "  name" one over the limit is refused, not trimmed into it.
-                limit = getattr(field, "max_length", None)
-                if name not in wrong and isinstance(value, str) and limit and len(value) > limit:
-                    wrong[name] = [field.error_messages["max_length"].format(max_length=limit)]
-            if wrong:
-                raise serializers.ValidationError(wrong)
-        return super().to_internal_value(data)
 
 
 class SensorSerializer(JsonBodySerializer):
@@ -188,26 +145,3 @@ class MemberOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Membership
         fields = ["username", "role", "since"]
-
-
-class TokenInputSerializer(JsonBodySerializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
-
-
-class TokenOutputSerializer(serializers.Serializer):
-    token = serializers.CharField()
-    expiry = serializers.DateTimeField(allow_null=True, help_text="When the token lapses unless used before.")
-
-
-class ErrorSerializer(serializers.Serializer):
-    """Every error other than a validation error: one sentence saying what is wrong."""
-
-    detail = serializers.CharField()
-
-
-class ValidationErrorSerializer(serializers.Serializer):
-    """A 400: `detail` sums it up; `errors` maps each offending field to its messages."""
-
-    detail = serializers.CharField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))

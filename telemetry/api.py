@@ -15,9 +15,8 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from kits.api import BAD_INPUT, NOT_FOUND
+from astroplant_site.api import BAD_INPUT, NOT_FOUND, CallerThrottle, ErrorSerializer
 from kits.selectors import kit_get_visible
-from kits.serializers import ErrorSerializer
 
 from . import selectors
 from .exceptions import TelemetryQueryInvalid
@@ -82,8 +81,28 @@ def _points_json(series: dict[str, list[selectors.Point]]) -> dict:
     return data
 
 
+class DataThrottle(CallerThrottle):
+    """Every request for a kit's data: stricter than the API's own rate (history is the costly read)."""
+
+    scope = "data"
+
+
+class DataCsvThrottle(CallerThrottle):
+    """Every request for a kit's data as CSV: stricter still (one can hold weeks of raw readings)."""
+
+    scope = "data_csv"
+
+    def get_cache_key(self, request, view):
+        if request.accepted_renderer.format != "csv":  # negotiated before throttles are checked
+            return None
+        return super().get_cache_key(request, view)
+
+
 class KitDataApi(APIView):
     renderer_classes = [DataJSONRenderer, CSVRenderer]
+
+    def get_throttles(self):
+        return [*super().get_throttles(), DataThrottle(), DataCsvThrottle()]
 
     @extend_schema(
         operation_id="kits_data_retrieve",
@@ -170,6 +189,8 @@ class KitDataApi(APIView):
         if resolution != "auto":
             selectors.range_problem(start_ms, end_ms, Resolution(resolution))
         if as_csv:
+            if resolution == "raw":
+                selectors.csv_range_problem(start_ms, end_ms)
             if resolution == "auto":
                 resolution = selectors.resolution_auto(kit=kit, start_ms=start_ms, end_ms=end_ms, sensors=sensors)
             rows = selectors.readings_range_rows(

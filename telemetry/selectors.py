@@ -336,6 +336,22 @@ def range_problem(start_ms: int, end_ms: int, resolution: Resolution) -> None:
             )
 
 
+def csv_range_problem(start_ms: int, end_ms: int) -> None:
+    """Raises TelemetryQueryInvalid for a range of raw readings longer than one CSV may cover
+    (TELEMETRY_CSV_RAW_MAX_DAYS): checked before the first row is streamed."""
+    most = settings.TELEMETRY_CSV_RAW_MAX_DAYS
+    if end_ms - start_ms > most * DAY_MS:
+        days = math.ceil((end_ms - start_ms) / DAY_MS)
+        raise TelemetryQueryInvalid(
+            {
+                "to": [
+                    f"One CSV of raw readings covers at most {most} days, and this range spans {days}: "
+                    "narrow from and to (and ask for the rest in further requests), or use resolution=1h or 1d."
+                ]
+            }
+        )
+
+
 def _raw_readings(
     kit_id: str, start_ms: int, end_ms: int, sensors: list[str] | None, *, page_size: int, after_ms: int | None = None
 ) -> Iterator[dynamodb.StoredReading]:

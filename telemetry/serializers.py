@@ -7,7 +7,7 @@ from typing import NotRequired, TypedDict
 
 from rest_framework import serializers
 
-from kits.serializers import StrictInputSerializer
+from astroplant_site.api import StrictInputSerializer
 
 from .selectors import LAST_MAX, RAW_PAGE_SIZE_MAX
 from .timebuckets import Resolution

@@ -18,8 +18,8 @@ def test_schema_lists_the_seed_paths_and_every_error_answer(client):
 
     assert {"/kits", "/kits/{id}", "/kits/{id}/members", "/kits/{id}/members/{username}", "/auth/token"} <= set(paths)
     assert set(paths["/kits/{id}"]) >= {"get", "patch", "delete"}
-    assert set(paths["/kits/{id}"]["patch"]["responses"]) == {"200", "400", "401", "403", "404", "415"}
-    assert set(paths["/kits/{id}"]["get"]["responses"]) == {"200", "401", "404"}
+    assert set(paths["/kits/{id}"]["patch"]["responses"]) == {"200", "400", "401", "403", "404", "415", "429"}
+    assert set(paths["/kits/{id}"]["get"]["responses"]) == {"200", "401", "404", "429"}
 
 
 def test_every_api_route_is_in_the_schema(client):

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,6 +25,24 @@ def test_production_refuses_to_start_without_a_secret_key():
 
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["", "short-but-not-empty", "x" * 49])
+def test_production_refuses_to_start_with_an_empty_or_short_secret_key(key):
+    # Given production settings whose DJANGO_SECRET_KEY is set but empty or under 50 characters
+    # When anything starts with them
+    result = _manage(
+        "check",
+        DJANGO_SETTINGS_MODULE="astroplant_site.settings.production",
+        DJANGO_SECRET_KEY=key,
+        DJANGO_ALLOWED_HOSTS="example.org",
+    )
+
+    # Then it refuses, naming the variable and the length it needs
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "DJANGO_SECRET_KEY" in result.stderr
+    assert "at least 50" in result.stderr
 
 
 def test_production_passes_the_deploy_checks_with_no_warning():

@@ -110,7 +110,25 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "astroplant_site.api_errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Requests per caller (a signed-in user, else the client's address) and period, as "N/second",
+    # "N/minute", "N/hour" or "N/day"; past it, 429 with Retry-After. Every API request counts
+    # against `anon` or `user`; GET /kits/{id}/data also against `data`, and as CSV against `data_csv`.
+    "DEFAULT_THROTTLE_CLASSES": ["astroplant_site.api.AnonThrottle", "astroplant_site.api.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("API_THROTTLE_ANON_RATE", default="120/minute"),
+        "user": env.str("API_THROTTLE_USER_RATE", default="600/minute"),
+        "data": env.str("API_THROTTLE_DATA_RATE", default="60/minute"),
+        "data_csv": env.str("API_THROTTLE_DATA_CSV_RATE", default="20/hour"),
+    },
 }
+
+# The API's throttle counts live here, so every web worker on every machine agrees: by default a
+# table in the database (`manage.py createcachetable` makes it; the tests make it themselves);
+# CACHE_URL=redis://host:6379/1 puts them in Redis instead, cheaper per request.
+CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://astroplant_cache")}
+if CACHES["default"]["BACKEND"].endswith("DatabaseCache"):
+    # Django's default of 300 entries would drop live counts once 300 callers are counted at once.
+    CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 100_000)
 
 REST_KNOX = {
     # The mobile app signs in rarely; a token lives this long after its last use.
@@ -140,12 +158,19 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# The client's address: behind this many proxies (load balancers, CDNs) that every request passes
+# and that each append to X-Forwarded-For, the address the outermost one saw; 0 (no proxy, as
+# locally): the socket's. Sign-in throttling, API throttles and the bundle-download log all read it
+# (astroplant_site/client_address.py). More than the real number lets clients choose their address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
 # Failed sign-ins: after AXES_FAILURE_LIMIT failures for one username from one address,
 # that pair is refused for AXES_COOLOFF_MINUTES. Stored in the database, so every web
 # worker on every machine agrees.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "astroplant_site.client_address.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = None
 AXES_VERBOSE = False
@@ -244,6 +269,9 @@ DYNAMODB_TABLE_PREFIX = env.str("DYNAMODB_TABLE_PREFIX", default="astroplant-")
 TELEMETRY_RAW_RETENTION_DAYS = env.int("TELEMETRY_RAW_RETENTION_DAYS", default=400)
 # A reading stamped further ahead than this is refused: a kit's clock is wrong.
 TELEMETRY_MAX_FUTURE_SECONDS = env.int("TELEMETRY_MAX_FUTURE_SECONDS", default=600)
+# One CSV of raw readings (`?format=csv&resolution=raw`) covers at most this many days; a longer
+# range is refused with a 400 saying to narrow it (rollups, and `auto`, are bounded in points).
+TELEMETRY_CSV_RAW_MAX_DAYS = env.int("TELEMETRY_CSV_RAW_MAX_DAYS", default=31)
 # Writes that DynamoDB leaves unprocessed or throttles are retried this often, with exponential
 # backoff and jitter from BASE up to MAX seconds, before the caller is told they failed.
 TELEMETRY_WRITE_MAX_ATTEMPTS = env.int("TELEMETRY_WRITE_MAX_ATTEMPTS", default=8)

@@ -97,6 +97,31 @@ def test_staff_without_the_permission_cannot_download_a_bundle(moto_server, user
     assert browser.get(f"/admin/kits/kit/{kit.id}/bundle/").status_code == 302
 
 
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_a_bundle_download_is_logged_with_the_address_the_load_balancer_saw(
+    moto_server, users, settings, unique_kit_id
+):
+    # Given the site behind one load balancer, and staff allowed to download a provisioned kit's bundle
+    settings.TRUSTED_PROXY_COUNT = 1
+    kit = services.kit_register(id=unique_kit_id(), name="Downloaded")
+    services.kit_provision(kit_id=kit.id)
+    users["staff"].user_permissions.add(
+        Permission.objects.get(codename="view_kit"), Permission.objects.get(codename="download_bundle")
+    )
+    browser = Client()
+    browser.force_login(users["staff"])
+
+    # When they download it through the balancer (with an address of their own invention before theirs)
+    response = browser.get(
+        f"/admin/kits/kit/{kit.id}/bundle/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="192.0.2.1, 203.0.113.7"
+    )
+
+    # Then the log holds their address as the balancer saw it, not the balancer's
+    assert response.status_code == 200
+    assert BundleDownload.objects.get(certificate__kit=kit).ip_address == "203.0.113.7"
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "who, sees",

@@ -139,6 +139,28 @@ def test_csv_export_streams_the_range_with_units(make_client, users, history, tw
     assert len(rows) == 1 + 60 * 2
 
 
+def test_a_raw_csv_longer_than_allowed_is_refused_with_a_400_saying_to_narrow_the_range(
+    make_client, users, history, two_days_ago, settings
+):
+    # Given one CSV of raw readings may cover at most one day
+    settings.TELEMETRY_CSV_RAW_MAX_DAYS = 1
+    viewer = make_client(users["viewer"])
+    one_day = f"from={iso(two_days_ago)}&to={iso(two_days_ago + timedelta(days=1))}"
+    two_days = f"from={iso(two_days_ago)}&to={iso(two_days_ago + timedelta(days=2))}"
+
+    # When a viewer asks for two days of raw readings as CSV
+    response = viewer.get(f"/kits/private-kit/data?{two_days}&resolution=raw&format=csv")
+
+    # Then they are told, in JSON, to narrow the range, before any row is sent
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    [message] = response.json()["errors"]["to"]
+    assert "at most 1 days" in message and "spans 2" in message and "narrow from and to" in message
+    # while one day of raw readings, and two days of hourly means, are served
+    assert viewer.get(f"/kits/private-kit/data?{one_day}&resolution=raw&format=csv").status_code == 200
+    assert viewer.get(f"/kits/private-kit/data?{two_days}&resolution=1h&format=csv").status_code == 200
+
+
 @pytest.mark.parametrize(
     ("role", "kit", "status"),
     [
