@@ -51,7 +51,7 @@ def main() -> None:
             DJANGO_SETTINGS_MODULE="astroplant_site.settings.local",
             DATABASE_URL=f"sqlite:///{database}",
             CELERY_BROKER_URL=os.environ.get("BENCH_CELERY_BROKER_URL", "redis://127.0.0.1:6379/7"),
-            PROVISIONING_RETRY_BASE_SECONDS="0.2",
+            PROVISIONING_RETRY_BASE_SECONDS="1",
         )
         import django
 

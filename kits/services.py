@@ -14,9 +14,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
-from . import aws_iot, bundles
+from . import aws_iot, bundles, tasks
 from .certificates import CertificateAuthority, device_certificate_issue, project_authority
 from .exceptions import (
     KitBusy,
@@ -82,7 +81,7 @@ def kit_register(
                     raise IntegrityError
                 kit.save(force_insert=True)
                 _sensors_replace(kit, sensors)
-            _enqueue_after_commit("provision", kit.id)
+            tasks.kit_provision_task.delay_on_commit(kit.id)
             return kit
         except IntegrityError:
             if id:
@@ -217,7 +216,7 @@ def _user_by_username(username: str):
 # kit_decommission, each run by a Celery task (kits/tasks.py). Every step's result is saved
 # before the next step starts and every AWS call is idempotent, so running any of them again,
 # after a crash at any point, finishes the job with one thing and one active certificate.
-# Admins ask for work with the *_request / *_retry services, which queue a task on commit.
+# Admins ask for work with the *_request / *_retry services, which queue the task on commit.
 
 
 def kit_provision(*, kit_id: str) -> Kit:
@@ -245,7 +244,7 @@ def kit_certificate_rotation_request(*, kit_id: str) -> Kit:
             )
         kit.certificate_rotation_requested_at = timezone.now()
         _status_set(kit, ProvisioningStatus.PENDING, extra_fields=["certificate_rotation_requested_at"])
-        _enqueue_after_commit("rotate_certificate", kit.id)
+        tasks.kit_certificate_rotate_task.delay_on_commit(kit.id)
     return kit
 
 
@@ -269,7 +268,7 @@ def kit_decommission_request(*, kit_id: str) -> Kit:
             raise KitStateConflict(f"Kit '{kit.id}' is already decommissioned.")
         kit.decommission_requested_at = kit.decommission_requested_at or timezone.now()
         _status_set(kit, ProvisioningStatus.PENDING, extra_fields=["decommission_requested_at"])
-        _enqueue_after_commit("decommission", kit.id)
+        tasks.kit_decommission_task.delay_on_commit(kit.id)
     return kit
 
 
@@ -295,7 +294,8 @@ def kit_provisioning_retry(*, kit_id: str) -> Kit:
         if kit.provisioning_status != ProvisioningStatus.FAILED:
             raise KitStateConflict(f"Kit '{kit.id}' is {kit.provisioning_status}, not failed: nothing to retry.")
         _status_set(kit, ProvisioningStatus.PENDING)
-        _enqueue_after_commit("decommission" if kit.decommission_requested_at else "provision", kit.id)
+        task = tasks.kit_decommission_task if kit.decommission_requested_at else tasks.kit_provision_task
+        task.delay_on_commit(kit.id)
     return kit
 
 
@@ -330,11 +330,11 @@ def kits_provisioning_sweep() -> list[str]:
     queued = []
     for kit_id, decommission_requested_at, rotation_requested_at in kits:
         if decommission_requested_at:
-            work = "decommission"
+            task = tasks.kit_decommission_task
         elif rotation_requested_at:
-            work = "rotate_certificate"
+            task = tasks.kit_certificate_rotate_task
         else:
-            work = "provision"
+            task = tasks.kit_provision_task
         # Restart the kit's clock: the next sweeps leave it to the worker for another
         # PROVISIONING_STALE_SECONDS instead of queueing it again every time while it waits.
         with transaction.atomic():
@@ -344,7 +344,7 @@ def kits_provisioning_sweep() -> list[str]:
                 .update(provisioning_status_changed_at=timezone.now())
             )
             if restarted:  # else a worker took it meanwhile
-                _enqueue_after_commit(work, kit_id)
+                task.delay_on_commit(kit_id)
                 queued.append(kit_id)
     return queued
 
@@ -579,33 +579,6 @@ def _kit_held(kit_id: str) -> Iterator[Kit]:
         )
 
 
-def _enqueue_after_commit(work: str, kit_id: str) -> None:
-    """Queue the task for `work` once the current transaction commits (at once outside one).
-    If the broker is down the error is logged rather than failing the admin's request: the
-    provisioning sweep queues the kit again later."""
-    from . import tasks  # tasks import this module
-
-    task, what = {
-        "provision": (tasks.kit_provision_task, "provisioning"),
-        "rotate_certificate": (tasks.kit_certificate_rotate_task, "certificate rotation"),
-        "decommission": (tasks.kit_decommission_task, "decommissioning"),
-    }[work]
-
-    def enqueue() -> None:
-        try:
-            task.delay(kit_id)
-        except OperationalError as error:  # the broker is unreachable
-            logger.warning(
-                "Could not queue the %s of kit %s: the Celery broker is unreachable (%s). The provisioning "
-                "sweep queues it again once the broker is back.",
-                what,
-                kit_id,
-                error,
-            )
-
-    transaction.on_commit(enqueue, robust=True)  # robust: any other failure is logged, never the admin's
-
-
 def kits_provisioning_restart_local() -> list[str]:
     """Forget every kit's AWS IoT side and queue it for provisioning again: for a local AWS
     (make run's moto_server) that starts empty each time. Never for real AWS, where it would
@@ -620,7 +593,7 @@ def kits_provisioning_restart_local() -> list[str]:
             kit.thing_arn = kit.certificate_id = kit.certificate_arn = ""
             kit.certificate_rotation_requested_at = None
             kit.provisioning_lease_token, kit.provisioning_lease_expires_at = "", None
-            work = "decommission" if kit.decommission_requested_at else "provision"
+            task = tasks.kit_decommission_task if kit.decommission_requested_at else tasks.kit_provision_task
             _status_set(
                 kit,
                 ProvisioningStatus.PENDING,
@@ -633,7 +606,7 @@ def kits_provisioning_restart_local() -> list[str]:
                     "provisioning_lease_expires_at",
                 ],
             )
-            _enqueue_after_commit(work, kit.id)
+            task.delay_on_commit(kit.id)
         queued.append(kit.id)
     return queued
 

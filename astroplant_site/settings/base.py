@@ -181,8 +181,10 @@ CELERY_BEAT_SCHEDULE = {
     # Re-queues kits whose provisioning message was lost (e.g. the broker was down at commit).
     "kits-provisioning-sweep": {"task": "kits.provisioning_sweep", "schedule": 300.0},
 }
-# Transient AWS errors (throttling, connection) are retried with exponential backoff and jitter:
-# about base * 2**attempt seconds, at most PROVISIONING_RETRY_MAX_SECONDS, PROVISIONING_MAX_RETRIES times.
+# Transient AWS errors (throttling, connection) are retried by Celery (autoretry_for) with
+# exponential backoff and full jitter: a wait drawn from 0 to base * 2**attempt seconds, at most
+# PROVISIONING_RETRY_MAX_SECONDS, PROVISIONING_MAX_RETRIES times. Celery counts whole seconds,
+# with a base of at least 1, and reads the two durations when a worker starts.
 PROVISIONING_RETRY_BASE_SECONDS = env.float("PROVISIONING_RETRY_BASE_SECONDS", default=2.0)
 PROVISIONING_RETRY_MAX_SECONDS = env.float("PROVISIONING_RETRY_MAX_SECONDS", default=300.0)
 PROVISIONING_MAX_RETRIES = env.int("PROVISIONING_MAX_RETRIES", default=8)
