@@ -7,7 +7,7 @@ from django.http import FileResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from . import bundles, selectors, services
+from . import bundles, provisioning, registry, selectors
 from .exceptions import KitError
 from .models import BundleDownload, Kit, KitCertificate, Membership, ProvisioningStatus, Sensor
 
@@ -94,13 +94,13 @@ class KitAdmin(admin.ModelAdmin):
         if change:
             # Only the fields of the form: a worker may have changed the provisioning fields
             # since the form was loaded.
-            services.kit_update(
+            registry.kit_update(
                 kit=obj, name=obj.name, description=obj.description, admin_email=obj.admin_email, public=obj.public
             )
             return
         # A new kit is registered like one from the API (which queues its provisioning); the
         # inlines then add its sensors and members to it.
-        kit = services.kit_register(
+        kit = registry.kit_register(
             id=obj.id or None,
             name=obj.name,
             description=obj.description,
@@ -132,15 +132,15 @@ class KitAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry failed provisioning of the selected kits", permissions=["change"])
     def retry_provisioning(self, request, queryset):
-        self._for_each(request, queryset, services.kit_provisioning_retry, "queued again")
+        self._for_each(request, queryset, provisioning.kit_provisioning_retry, "queued again")
 
     @admin.action(description="Rotate the certificate of the selected kits", permissions=["change"])
     def rotate_certificate(self, request, queryset):
-        self._for_each(request, queryset, services.kit_certificate_rotation_request, "queued for a new certificate")
+        self._for_each(request, queryset, provisioning.kit_certificate_rotation_request, "queued for a new certificate")
 
     @admin.action(description="Decommission the selected kits (their data is kept)", permissions=["change"])
     def decommission(self, request, queryset):
-        self._for_each(request, queryset, services.kit_decommission_request, "queued for decommissioning")
+        self._for_each(request, queryset, provisioning.kit_decommission_request, "queued for decommissioning")
 
     def _for_each(self, request, queryset, service, done_phrase: str) -> None:
         done = []
@@ -173,7 +173,7 @@ class KitAdmin(admin.ModelAdmin):
             self.message_user(request, f"Kit '{kit.id}' has no active certificate yet.", messages.WARNING)
             return HttpResponseRedirect(reverse("admin:kits_kit_change", args=[kit.pk]))
         bundle = bundles.bundle_open(certificate.bundle_path)  # first: log only what can be sent
-        services.bundle_download_record(
+        provisioning.bundle_download_record(
             certificate=certificate, user=request.user, ip_address=request.META.get("REMOTE_ADDR")
         )
         response = FileResponse(

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
-from . import services
+from . import provisioning
 from .exceptions import KitNotFound, ProvisioningPermanentError, ProvisioningTransientError
 
 logger = logging.getLogger(__name__)
@@ -74,27 +74,27 @@ class KitAwsTask(DjangoTask):
             logger.warning("%s of kit %s failed for good: %s", self.work, kit_id, exc.message)
         elif isinstance(exc, ProvisioningTransientError):  # Celery's retries have run out
             reason = f"{self.work} gave up after {self.request.retries + 1} attempts. Last error: {exc.message}"
-            services.kit_provisioning_give_up(kit_id=kit_id, reason=reason)
+            provisioning.kit_provisioning_give_up(kit_id=kit_id, reason=reason)
             logger.warning("%s of kit %s: %s", self.work, kit_id, reason)
 
 
 @shared_task(name="kits.provision", base=KitAwsTask, work="Provisioning")
 def kit_provision_task(kit_id: str) -> None:
-    services.kit_provision(kit_id=kit_id)
+    provisioning.kit_provision(kit_id=kit_id)
 
 
 @shared_task(name="kits.rotate_certificate", base=KitAwsTask, work="Certificate rotation")
 def kit_certificate_rotate_task(kit_id: str) -> None:
-    services.kit_certificate_rotate(kit_id=kit_id)
+    provisioning.kit_certificate_rotate(kit_id=kit_id)
 
 
 @shared_task(name="kits.decommission", base=KitAwsTask, work="Decommissioning")
 def kit_decommission_task(kit_id: str) -> None:
-    services.kit_decommission(kit_id=kit_id)
+    provisioning.kit_decommission(kit_id=kit_id)
 
 
 @shared_task(name="kits.provisioning_sweep")
 def kits_provisioning_sweep_task() -> None:
-    queued = services.kits_provisioning_sweep()
+    queued = provisioning.kits_provisioning_sweep()
     if queued:
         logger.info("Queued again %d kit(s) whose provisioning seemed lost: %s", len(queued), ", ".join(queued))

@@ -11,7 +11,7 @@ from celery.signals import task_retry
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from kits import services
+from kits import registry
 from kits.models import BundleDownload, Kit, ProvisioningStatus
 from tests.support import admin_kit_add_form
 
@@ -95,7 +95,7 @@ def test_a_throttled_aws_call_is_retried_with_backoff(celery_worker_in_process, 
     task_retry.connect(record_wait, weak=False)
     try:
         # When a kit is registered (its provisioning queued on commit, run by the worker)
-        kit = services.kit_register(id=unique_kit_id(), name="Throttled")
+        kit = registry.kit_register(id=unique_kit_id(), name="Throttled")
 
         # Then it becomes active after the third attempt
         kit = wait_for_status(kit.id, ProvisioningStatus.ACTIVE, ProvisioningStatus.FAILED, timeout=30)
@@ -118,7 +118,7 @@ def test_throttling_that_never_ends_fails_the_kit_after_the_last_retry(
     iot_faults.fail("CreateThing", "ThrottlingException", times=99, message="Rate exceeded")
 
     # When a kit is registered
-    kit = services.kit_register(id=unique_kit_id(), name="Never lucky")
+    kit = registry.kit_register(id=unique_kit_id(), name="Never lucky")
 
     # Then after three attempts it is failed, saying so
     kit = wait_for_status(kit.id, ProvisioningStatus.FAILED, timeout=30)
@@ -134,7 +134,7 @@ def test_a_permanent_failure_is_shown_in_the_admin_and_can_be_retried(
 ):
     # Given AWS IoT refuses the kit policy (a permanent error: no retry helps)
     iot_faults.fail("AttachPolicy", "InvalidRequestException", times=1, message="Policy document is malformed")
-    kit = services.kit_register(id=unique_kit_id(), name="Refused")
+    kit = registry.kit_register(id=unique_kit_id(), name="Refused")
     kit = wait_for_status(kit.id, ProvisioningStatus.FAILED, timeout=30)
     reason = "Could not attach the policy astroplant-kit to the kit&#x27;s certificate"
 
@@ -163,7 +163,7 @@ def test_admin_actions_rotate_and_decommission_through_the_worker(
     celery_worker_in_process, admin_browser, iot, unique_kit_id
 ):
     # Given an active kit
-    kit = services.kit_register(id=unique_kit_id(), name="Rotating")
+    kit = registry.kit_register(id=unique_kit_id(), name="Rotating")
     kit = wait_for_status(kit.id, ProvisioningStatus.ACTIVE, timeout=30)
     first_certificate = kit.certificate_id
 

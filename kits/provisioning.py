@@ -1,16 +1,21 @@
-"""Every write to the kit registry. Views, the admin and commands call these, never the ORM."""
+"""A kit's AWS IoT side, driven to where it should be: provisioning, certificate rotation and
+decommissioning (the state machine of docs/provisioning.md), the requests admins make for them,
+the sweep that queues lost work again, and the log of bundle downloads.
 
-import logging
+kit_provision, kit_certificate_rotate and kit_decommission are each run by a Celery task
+(kits/tasks.py). Every step's result is saved before the next step starts and every AWS call is
+idempotent, so running any of them again, after a crash at any point, finishes the job with one
+thing and one active certificate. Admins ask for work with the *_request / *_retry services, which
+queue the task on commit.
+"""
+
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -19,204 +24,13 @@ from . import aws_iot, bundles, tasks
 from .certificates import CertificateAuthority, device_certificate_issue, project_authority
 from .exceptions import (
     KitBusy,
-    KitInvalid,
     KitNotFound,
     KitStateConflict,
-    MemberNotFound,
     ProvisioningMisconfigured,
     ProvisioningPermanentError,
 )
 from .iot_policy import account_of_arn, kit_policy_document, kit_topics, thing_name_for
-from .models import (
-    BundleDownload,
-    Kit,
-    KitCertificate,
-    Membership,
-    ProvisioningStatus,
-    Role,
-    Sensor,
-    kit_id_generate,
-)
-
-logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SensorSpec:
-    key: str
-    quantity: str
-    unit: str
-    min_value: float | None = None
-    max_value: float | None = None
-
-
-def kit_register(
-    *,
-    name: str,
-    id: str | None = None,
-    description: str = "",
-    admin_email: str = "",
-    public: bool = False,
-    sensors: Iterable[SensorSpec] = (),
-) -> Kit:
-    """Register a new kit with its sensors. Without an id, a fresh random one is generated.
-    Its provisioning on AWS IoT is queued once the registration commits."""
-    sensors = list(sensors)
-    _check_sensor_keys_unique(sensors)
-    for _ in range(5):
-        kit_id = id or kit_id_generate()
-        kit = Kit(
-            id=kit_id,
-            name=name,
-            description=description,
-            admin_email=admin_email,
-            public=public,
-            provisioning_status=ProvisioningStatus.PENDING,
-            provisioning_status_changed_at=timezone.now(),
-        )
-        _full_clean(kit)
-        try:
-            with transaction.atomic():
-                if Kit.objects.filter(pk=kit_id).exists():
-                    raise IntegrityError
-                kit.save(force_insert=True)
-                _sensors_replace(kit, sensors)
-            tasks.kit_provision_task.delay_on_commit(kit.id)
-            return kit
-        except IntegrityError:
-            if id:
-                raise KitInvalid({"id": [f"A kit with id '{id}' already exists."]}) from None
-            # A generated id collided (one in 4 billion): draw another.
-    raise KitInvalid({"id": ["Could not generate a free kit id; please give one."]})
-
-
-def kit_update(
-    *,
-    kit: Kit,
-    name: str | None = None,
-    description: str | None = None,
-    admin_email: str | None = None,
-    public: bool | None = None,
-    sensors: Iterable[SensorSpec] | None = None,
-) -> Kit:
-    """Change a kit's details. Given sensors replace the kit's sensors; None leaves them alone."""
-    changes = {
-        "name": name,
-        "description": description,
-        "admin_email": admin_email,
-        "public": public,
-    }
-    for field, value in changes.items():
-        if value is not None:
-            setattr(kit, field, value)
-    _full_clean(kit)
-    with transaction.atomic():
-        # Only these fields: a worker may be changing the kit's provisioning fields meanwhile.
-        kit.save(update_fields=[*changes, "updated_at"])
-        if sensors is not None:
-            sensors = list(sensors)
-            _check_sensor_keys_unique(sensors)
-            _sensors_replace(kit, sensors)
-    return kit
-
-
-def kit_delete(*, kit: Kit) -> None:
-    """Remove a kit from the registry with its sensors and memberships. A kit that has a thing or
-    certificate on AWS IoT must be decommissioned first, or they would be left behind, live."""
-    if kit.provisioning_status != ProvisioningStatus.DECOMMISSIONED and (
-        kit.thing_arn or kit.certificates.filter(deleted_at__isnull=True).exists()
-    ):
-        raise KitStateConflict(
-            f"Kit '{kit.id}' still has its AWS IoT thing and certificate: decommission it first "
-            "(an admin action), then delete it."
-        )
-    kit.delete()
-
-
-def _full_clean(instance, exclude=None) -> None:
-    # Uniqueness is left to the database, inside the transaction, where it cannot race.
-    try:
-        instance.full_clean(exclude=exclude, validate_unique=False)
-    except ValidationError as error:
-        raise KitInvalid(error.message_dict) from None
-
-
-def _check_sensor_keys_unique(sensors: list[SensorSpec]) -> None:
-    keys = [sensor.key for sensor in sensors]
-    duplicates = sorted({key for key in keys if keys.count(key) > 1})
-    if duplicates:
-        raise KitInvalid({"sensors": [f"Each sensor key may appear once; repeated: {', '.join(duplicates)}."]})
-
-
-def _sensors_replace(kit: Kit, sensors: list[SensorSpec]) -> None:
-    kit.sensors.all().delete()
-    rows = [Sensor(kit=kit, **vars(spec)) for spec in sensors]
-    for row in rows:
-        _full_clean(row, exclude=["kit"])
-    Sensor.objects.bulk_create(rows)
-    # Drop the prefetched list so the caller sees the new sensors.
-    getattr(kit, "_prefetched_objects_cache", {}).pop("sensors", None)
-
-
-def membership_add(*, kit: Kit, username: str, role: str) -> Membership:
-    """Give the user `username` a role in `kit`."""
-    user = _user_by_username(username)
-    with transaction.atomic():
-        membership, created = Membership.objects.get_or_create(kit=kit, user=user, defaults={"role": role})
-        if not created:
-            raise KitInvalid(
-                {"username": [f"'{username}' is already a {membership.role} of this kit; change the role instead."]}
-            )
-    return membership
-
-
-def membership_change_role(*, kit: Kit, username: str, role: str) -> Membership:
-    """Change a member's role. The last owner cannot step down: add another owner first."""
-    with transaction.atomic():
-        membership = _membership_for_update(kit, username)
-        if membership.role == Role.OWNER and role != Role.OWNER:
-            _check_not_last_owner(kit)
-        membership.role = role
-        membership.save(update_fields=["role"])
-    return membership
-
-
-def membership_remove(*, kit: Kit, username: str) -> None:
-    """Take a user's access to a kit away. The last owner cannot be removed."""
-    with transaction.atomic():
-        membership = _membership_for_update(kit, username)
-        if membership.role == Role.OWNER:
-            _check_not_last_owner(kit)
-        membership.delete()
-
-
-def _membership_for_update(kit: Kit, username: str) -> Membership:
-    try:
-        return Membership.objects.select_for_update().get(kit=kit, user__username=username)
-    except Membership.DoesNotExist:
-        raise MemberNotFound(kit.id, username) from None
-
-
-def _check_not_last_owner(kit: Kit) -> None:
-    owners = Membership.objects.select_for_update().filter(kit=kit, role=Role.OWNER)
-    if owners.count() <= 1:
-        raise KitInvalid({"role": ["A kit keeps at least one owner: make someone else owner first."]})
-
-
-def _user_by_username(username: str):
-    User = get_user_model()
-    try:
-        return User.objects.get(username=username, is_active=True)
-    except User.DoesNotExist:
-        raise KitInvalid({"username": [f"There is no active user '{username}'."]}) from None
-
-
-# --- Provisioning on AWS IoT --------------------------------------------------------------------
-# A kit's AWS side is driven to where it should be by kit_provision, kit_certificate_rotate and
-# kit_decommission, each run by a Celery task (kits/tasks.py). Every step's result is saved
-# before the next step starts and every AWS call is idempotent, so running any of them again,
-# after a crash at any point, finishes the job with one thing and one active certificate.
-# Admins ask for work with the *_request / *_retry services, which queue the task on commit.
+from .models import BundleDownload, Kit, KitCertificate, ProvisioningStatus
 
 
 def kit_provision(*, kit_id: str) -> Kit:
@@ -609,30 +423,3 @@ def kits_provisioning_restart_local() -> list[str]:
             task.delay_on_commit(kit.id)
         queued.append(kit.id)
     return queued
-
-
-@dataclass(frozen=True)
-class KitSighting:
-    """A kit was heard from at `at`, from `ip_address` if its message said."""
-
-    kit_id: str
-    at: datetime
-    ip_address: str | None = None
-
-
-def kits_seen_record(*, sightings: Iterable[KitSighting]) -> None:
-    """Move each kit's last-seen time forward (never back: messages arrive out of order after an
-    outage) and keep the IP address it reported most recently."""
-    newest: dict[str, KitSighting] = {}
-    newest_with_ip: dict[str, KitSighting] = {}
-    for sighting in sightings:
-        for table in (newest, newest_with_ip) if sighting.ip_address else (newest,):
-            if sighting.kit_id not in table or sighting.at > table[sighting.kit_id].at:
-                table[sighting.kit_id] = sighting
-    with transaction.atomic():  # one commit for the whole batch of kits
-        for kit_id, sighting in newest.items():
-            Kit.objects.filter(pk=kit_id).filter(Q(last_seen__isnull=True) | Q(last_seen__lt=sighting.at)).update(
-                last_seen=sighting.at
-            )
-        for kit_id, sighting in newest_with_ip.items():
-            Kit.objects.filter(pk=kit_id).exclude(ip_address=sighting.ip_address).update(ip_address=sighting.ip_address)
