@@ -40,7 +40,7 @@ def kit_provision(*, kit_id: str) -> Kit:
 
     Raises ProvisioningTransientError (retry later; the kit stays `provisioning`) or
     ProvisioningPermanentError (the kit is now `failed`, with the reason)."""
-    with _kit_held(kit_id) as kit:
+    with kit_held(kit_id) as kit:
         if kit.provisioning_status == ProvisioningStatus.DECOMMISSIONED or kit.decommission_requested_at:
             return kit  # retiring wins: kit_decommission does that work
         _run_recording_failure(kit, "Provisioning", _provisioning_converge, done=ProvisioningStatus.ACTIVE)
@@ -67,7 +67,7 @@ def kit_certificate_rotate(*, kit_id: str) -> Kit:
     certificate deactivated and detached from the thing and the policy (kept, inactive, on AWS
     IoT for the record). Without an outstanding request it does nothing, so running it twice
     rotates once."""
-    with _kit_held(kit_id) as kit:
+    with kit_held(kit_id) as kit:
         if kit.certificate_rotation_requested_at is None or kit.decommission_requested_at:
             return kit
         _run_recording_failure(kit, "Certificate rotation", _provisioning_converge, done=ProvisioningStatus.ACTIVE)
@@ -90,7 +90,7 @@ def kit_decommission(*, kit_id: str) -> Kit:
     """Retire the kit from AWS IoT: every certificate deactivated, detached from the thing and
     the policy, and deleted; the thing deleted; the bundles deleted. The kit stays in the
     registry, `decommissioned`, with its telemetry. Resumable like kit_provision."""
-    with _kit_held(kit_id) as kit:
+    with kit_held(kit_id) as kit:
         if kit.provisioning_status == ProvisioningStatus.DECOMMISSIONED:
             return kit
         if kit.decommission_requested_at is None:
@@ -367,10 +367,10 @@ def _kit_for_update(kit_id: str) -> Kit:
 
 
 @contextmanager
-def _kit_held(kit_id: str) -> Iterator[Kit]:
-    """Hold the kit's provisioning lease while changing its AWS side: one worker at a time.
-    A lease is a conditional UPDATE rather than a row lock, so no transaction stays open
-    across AWS calls."""
+def kit_held(kit_id: str) -> Iterator[Kit]:
+    """Hold the kit's provisioning lease while changing its AWS side (or deleting the kit): one
+    worker at a time. KitBusy while another holds it. A lease is a conditional UPDATE rather than
+    a row lock, so no transaction stays open across AWS calls."""
     token = secrets.token_hex(16)
     now = timezone.now()
     claimed = (

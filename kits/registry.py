@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import tasks
-from .exceptions import KitInvalid, KitStateConflict
+from . import provisioning, tasks
+from .exceptions import KitBusy, KitInvalid, KitStateConflict
 from .models import Kit, ProvisioningStatus, Sensor, kit_id_generate
 
 
@@ -95,15 +95,25 @@ def kit_update(
 
 def kit_delete(*, kit: Kit) -> None:
     """Remove a kit from the registry with its sensors and memberships. A kit that has a thing or
-    certificate on AWS IoT must be decommissioned first, or they would be left behind, live."""
-    if kit.provisioning_status != ProvisioningStatus.DECOMMISSIONED and (
-        kit.thing_arn or kit.certificates.filter(deleted_at__isnull=True).exists()
-    ):
-        raise KitStateConflict(
-            f"Kit '{kit.id}' still has its AWS IoT thing and certificate: decommission it first "
-            "(an admin action), then delete it."
-        )
-    kit.delete()
+    certificate on AWS IoT must be decommissioned first, or they would be left behind, live. While
+    a worker holds the kit (it may be creating its thing at this very moment) the delete is
+    refused: try again once the worker is done."""
+    with transaction.atomic():
+        try:
+            # Held as a worker holds it, until the delete commits: no worker starts on it meanwhile.
+            with provisioning.kit_held(kit.id) as held:
+                if held.provisioning_status != ProvisioningStatus.DECOMMISSIONED and (
+                    held.thing_arn or held.certificates.filter(deleted_at__isnull=True).exists()
+                ):
+                    raise KitStateConflict(
+                        f"Kit '{kit.id}' still has its AWS IoT thing and certificate: decommission it first "
+                        "(an admin action), then delete it."
+                    )
+                held.delete()
+        except KitBusy:
+            raise KitStateConflict(
+                f"A worker is changing kit '{kit.id}' on AWS IoT right now: try again in a minute."
+            ) from None
 
 
 def _full_clean(instance, exclude=None) -> None:

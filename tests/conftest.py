@@ -152,6 +152,18 @@ class IotFaults:
     def crash_after(self, operation: str) -> None:
         self._register(f"after-call.iot.{operation}", self._crash(operation))
 
+    def meanwhile(self, operation: str, action, *, when: str = "after") -> None:
+        """Run `action()` once, `when` ("before" or "after") AWS answers the next call of
+        `operation`, while our code waits for that answer: what another process does meanwhile."""
+        done = []
+
+        def handler(**kwargs):
+            if not done:
+                done.append(True)
+                action()
+
+        self._register(f"{when}-call.iot.{operation}", handler)
+
     def clear(self) -> None:
         for event, handler in self._registered:
             self.client.meta.events.unregister(event, handler)
