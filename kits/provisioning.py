@@ -9,14 +9,16 @@ thing and one active certificate. Admins ask for work with the *_request / *_ret
 queue the task on commit.
 """
 
+import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -31,6 +33,8 @@ from .exceptions import (
 )
 from .iot_policy import account_of_arn, kit_policy_document, kit_topics, thing_name_for
 from .models import BundleDownload, Kit, KitCertificate, ProvisioningStatus
+
+logger = logging.getLogger(__name__)
 
 
 def kit_provision(*, kit_id: str) -> Kit:
@@ -178,6 +182,7 @@ def _provisioning_converge(kit: Kit) -> None:
     if (kit.thing_name, kit.thing_arn) != (thing.name, thing.arn):
         kit.thing_name, kit.thing_arn = thing.name, thing.arn
         kit.save(update_fields=["thing_name", "thing_arn"])
+    _lease_check(kit)
     certificate = _certificate_in_setup(kit)
     if certificate is None and _needs_new_certificate(kit):
         certificate = _certificate_issue(kit)
@@ -186,6 +191,7 @@ def _provisioning_converge(kit: Kit) -> None:
     for older in kit.certificates.filter(activated_at__isnull=False, deactivated_at__isnull=True).exclude(
         aws_certificate_id=kit.certificate_id
     ):
+        _lease_check(kit)
         _certificate_retire(kit.thing_name, older)
     if kit.certificate_rotation_requested_at is not None:
         kit.certificate_rotation_requested_at = None
@@ -242,11 +248,13 @@ def _certificate_issue(kit: Kit) -> KitCertificate:
 
 
 def _certificate_set_up(kit: Kit, certificate: KitCertificate) -> None:
+    _lease_check(kit)
     if certificate.registered_at is None:
         registered = aws_iot.certificate_register(certificate_pem=certificate.certificate_pem)
         certificate.aws_certificate_id, certificate.aws_certificate_arn = registered.certificate_id, registered.arn
         certificate.registered_at = timezone.now()
         certificate.save(update_fields=["aws_certificate_id", "aws_certificate_arn", "registered_at"])
+        _lease_check(kit)
     if certificate.policy_attached_at is None:
         document = kit_policy_document(
             region=settings.AWS_REGION, account_id=account_of_arn(certificate.aws_certificate_arn)
@@ -255,10 +263,12 @@ def _certificate_set_up(kit: Kit, certificate: KitCertificate) -> None:
         aws_iot.policy_attach(name=settings.IOT_POLICY_NAME, certificate_arn=certificate.aws_certificate_arn)
         certificate.policy_attached_at = timezone.now()
         certificate.save(update_fields=["policy_attached_at"])
+        _lease_check(kit)
     if certificate.thing_attached_at is None:
         aws_iot.thing_principal_attach(thing_name=kit.thing_name, certificate_arn=certificate.aws_certificate_arn)
         certificate.thing_attached_at = timezone.now()
         certificate.save(update_fields=["thing_attached_at"])
+        _lease_check(kit)
     with transaction.atomic():
         certificate.activated_at = timezone.now()
         certificate.save(update_fields=["activated_at"])
@@ -280,6 +290,7 @@ def _certificate_retire(thing_name: str, certificate: KitCertificate) -> None:
 def _decommission_converge(kit: Kit) -> None:
     thing_name = kit.thing_name or thing_name_for(kit.id)
     for certificate in kit.certificates.filter(deleted_at__isnull=True):
+        _lease_check(kit)
         if not certificate.aws_certificate_arn:
             # It may have been registered by an attempt that crashed before saving the answer.
             # Registering again is how AWS tells us its id (or registers it, to delete it now).
@@ -294,6 +305,7 @@ def _decommission_converge(kit: Kit) -> None:
         aws_iot.certificate_delete(certificate_id=certificate.aws_certificate_id)
         certificate.deleted_at = timezone.now()
         certificate.save(update_fields=["deleted_at"])
+    _lease_check(kit)
     # Principals attached by hand in the console would stop the thing's deletion.
     for principal in aws_iot.thing_principals(name=thing_name):
         aws_iot.thing_principal_detach(thing_name=thing_name, certificate_arn=principal)
@@ -370,27 +382,80 @@ def _kit_for_update(kit_id: str) -> Kit:
 def kit_held(kit_id: str) -> Iterator[Kit]:
     """Hold the kit's provisioning lease while changing its AWS side (or deleting the kit): one
     worker at a time. KitBusy while another holds it. A lease is a conditional UPDATE rather than
-    a row lock, so no transaction stays open across AWS calls."""
+    a row lock, so no transaction stays open across AWS calls.
+
+    The lease lasts PROVISIONING_LEASE_SECONDS and is renewed every third of that, from a thread
+    of its own, as long as it is held: it never lapses under a live worker, however long one AWS
+    call takes, while a worker that dies stops renewing it and another takes over once it lapses.
+    The steps check it too (_lease_check): a worker whose lease was taken over stops."""
     token = secrets.token_hex(16)
-    now = timezone.now()
     claimed = (
         Kit.objects.filter(pk=kit_id)
-        .filter(Q(provisioning_lease_expires_at__isnull=True) | Q(provisioning_lease_expires_at__lt=now))
-        .update(
-            provisioning_lease_token=token,
-            provisioning_lease_expires_at=now + timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS),
-        )
+        .filter(Q(provisioning_lease_expires_at__isnull=True) | Q(provisioning_lease_expires_at__lt=timezone.now()))
+        .update(provisioning_lease_token=token, provisioning_lease_expires_at=_lease_expiry())
     )
     if not claimed:
         if not Kit.objects.filter(pk=kit_id).exists():
             raise KitNotFound(kit_id)
         raise KitBusy(f"Another worker is working on kit '{kit_id}' right now.")
+    # Inside a transaction (kit_delete) no other worker sees the lease before the commit, and the
+    # claim's row lock holds them off until then: nothing to renew, and a renewal from another
+    # connection would wait for that lock.
+    renewal = None if transaction.get_connection().in_atomic_block else _LeaseRenewal(kit_id, token)
+    if renewal:
+        renewal.start()
     try:
         yield Kit.objects.get(pk=kit_id)
     finally:
+        if renewal:
+            renewal.stop()
         Kit.objects.filter(pk=kit_id, provisioning_lease_token=token).update(
             provisioning_lease_token="", provisioning_lease_expires_at=None
         )
+
+
+def _lease_expiry() -> datetime:
+    return timezone.now() + timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS)
+
+
+def _lease_renew(kit_id: str, token: str) -> bool:
+    """Extend the lease if `token` still holds it; False if it does not (released or taken over)."""
+    renewed = Kit.objects.filter(pk=kit_id, provisioning_lease_token=token).update(
+        provisioning_lease_expires_at=_lease_expiry()
+    )
+    return bool(renewed)
+
+
+def _lease_check(kit: Kit) -> None:
+    """Before each step: renew the lease, or stop if another worker has taken the kit over (this
+    one could not renew in time, say the database was out of reach), so two never work at once."""
+    if not _lease_renew(kit.pk, kit.provisioning_lease_token):
+        raise KitBusy(f"Kit '{kit.id}' was taken over by another worker while this one waited; this one stops.")
+
+
+class _LeaseRenewal(threading.Thread):
+    """Renews one kit's lease every third of PROVISIONING_LEASE_SECONDS until stopped."""
+
+    def __init__(self, kit_id: str, token: str):
+        super().__init__(name=f"lease-renewal-{kit_id}", daemon=True)
+        self.kit_id, self.token = kit_id, token
+        self.interval = settings.PROVISIONING_LEASE_SECONDS / 3
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._stopped.wait(self.interval):
+                try:
+                    if not _lease_renew(self.kit_id, self.token):
+                        return  # released or taken over: _lease_check stops the worker at its next step
+                except DatabaseError as error:
+                    logger.warning("Could not renew the lease on kit %s (%s); trying again.", self.kit_id, error)
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join()
 
 
 def kits_provisioning_restart_local() -> list[str]:

@@ -188,7 +188,8 @@ CELERY_BEAT_SCHEDULE = {
 PROVISIONING_RETRY_BASE_SECONDS = env.float("PROVISIONING_RETRY_BASE_SECONDS", default=2.0)
 PROVISIONING_RETRY_MAX_SECONDS = env.float("PROVISIONING_RETRY_MAX_SECONDS", default=300.0)
 PROVISIONING_MAX_RETRIES = env.int("PROVISIONING_MAX_RETRIES", default=8)
-# How long one worker may hold a kit before another may take over (a worker that died).
+# A worker holds the kit it works on by a lease of this many seconds, renewed every third of it
+# while the worker lives: another takes over only once a dead worker's lease has lapsed.
 PROVISIONING_LEASE_SECONDS = env.int("PROVISIONING_LEASE_SECONDS", default=120)
 # A kit left `pending` this long is queued again by the sweep.
 PROVISIONING_STALE_SECONDS = env.int("PROVISIONING_STALE_SECONDS", default=600)

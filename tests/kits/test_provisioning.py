@@ -307,6 +307,63 @@ def test_only_one_worker_at_a_time_changes_a_kit_and_a_dead_workers_hold_expires
     assert kit.provisioning_lease_token == ""
 
 
+@pytest.mark.django_db(transaction=True)  # the worker renews its lease from a thread of its own
+def test_a_worker_keeps_its_hold_on_a_kit_however_long_an_aws_call_takes(iot, iot_faults, unique_kit_id, settings):
+    import time
+
+    # Given leases of two seconds, and a worker provisioning a kit whose certificate registration
+    # AWS takes five seconds to answer
+    settings.PROVISIONING_LEASE_SECONDS = 2
+    kit = register(unique_kit_id())
+    second_worker = []
+
+    def another_worker_tries_meanwhile():
+        time.sleep(5)
+        try:
+            provisioning.kit_provision(kit_id=kit.id)
+        except KitBusy:
+            second_worker.append("refused")
+        else:
+            second_worker.append("took the kit over")
+
+    iot_faults.meanwhile("RegisterCertificateWithoutCA", another_worker_tries_meanwhile, when="before")
+
+    # When a second worker picks the kit up meanwhile
+    provisioning.kit_provision(kit_id=kit.id)
+
+    # Then it is refused: the first worker's hold never lapsed while it waited for AWS
+    assert second_worker == ["refused"]
+    kit.refresh_from_db()
+    assert kit.provisioning_status == ProvisioningStatus.ACTIVE
+    assert aws_certificates_of(iot, kit.thing_name) == {kit.certificate_id: "ACTIVE"}
+    assert kit.provisioning_lease_token == ""
+
+
+def test_a_worker_that_lost_its_hold_on_a_kit_stops_before_its_next_step(iot_faults, unique_kit_id):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    # Given a worker provisioning a kit, which another worker takes over while the first waits for
+    # AWS to create the thing (say the first could not renew its lease in time)
+    kit = register(unique_kit_id())
+
+    def another_worker_takes_over():
+        Kit.objects.filter(pk=kit.id).update(
+            provisioning_lease_token="another", provisioning_lease_expires_at=timezone.now() + timedelta(minutes=1)
+        )
+
+    iot_faults.meanwhile("CreateThing", another_worker_takes_over)
+
+    # When the first worker hears back, then it stops (a transient error: its task retries later)
+    with pytest.raises(KitBusy, match="taken over by another worker"):
+        provisioning.kit_provision(kit_id=kit.id)
+    # before issuing a certificate, whose bundle the other worker would take for a dead attempt's
+    assert kit.certificates.count() == 0 and bundles.bundle_names_of_kit(kit.id) == []
+    # and it leaves the other worker's hold alone
+    assert Kit.objects.get(pk=kit.id).provisioning_lease_token == "another"
+
+
 def test_retry_and_rotation_refuse_kits_in_the_wrong_state(unique_kit_id):
     kit = register(unique_kit_id())
     with pytest.raises(KitStateConflict, match="pending, not failed"):
