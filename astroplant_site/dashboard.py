@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from kits import selectors, services
+from kits import memberships, selectors
 from kits.exceptions import KitInvalid, KitNotFound, MemberNotFound
 from kits.models import Role
 
@@ -123,7 +123,7 @@ def kit_member_add(request, kit_id: str):
         role = form.cleaned_data["role"]
         try:
             username = selectors.member_username_resolve(username_or_email=form.cleaned_data["member"])
-            services.membership_add(kit=kit, username=username, role=role)
+            memberships.membership_add(kit=kit, username=username, role=role)
         except KitInvalid as error:
             form.add_error("member", " ".join(m for msgs in error.field_errors.values() for m in msgs))
         else:
@@ -142,7 +142,7 @@ def kit_member_change_role(request, kit_id: str, username: str):
         return redirect("dashboard-kit-members", kit_id=kit.id)
     role = form.cleaned_data["role"]
     try:
-        services.membership_change_role(kit=kit, username=username, role=role)
+        memberships.membership_change_role(kit=kit, username=username, role=role)
     except MemberNotFound as error:
         raise Http404(error.message) from None
     except KitInvalid as error:
@@ -157,7 +157,7 @@ def kit_member_change_role(request, kit_id: str, username: str):
 def kit_member_remove(request, kit_id: str, username: str):
     kit = _kit_to_manage(request, kit_id)
     try:
-        services.membership_remove(kit=kit, username=username)
+        memberships.membership_remove(kit=kit, username=username)
     except MemberNotFound as error:
         raise Http404(error.message) from None
     except KitInvalid as error:

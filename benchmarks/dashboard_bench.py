@@ -99,17 +99,17 @@ def prepare(env: dict) -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from kits import services
+    from kits import memberships, registry
     from kits.models import Role
-    from kits.services import SensorSpec
+    from kits.registry import SensorSpec
 
     call_command("migrate", verbosity=0)
     call_command("createcachetable", verbosity=0)  # the API's throttle counts
     call_command("dynamodb_setup", verbosity=0)
     get_user_model().objects.create_user(USERNAME, "bench@example.org", PASSWORD)
     for kit_id in ("bench-baseline", "bench-history"):
-        kit = services.kit_register(id=kit_id, name=kit_id, sensors=[SensorSpec(*spec) for spec in SENSORS])
-        services.membership_add(kit=kit, username=USERNAME, role=Role.VIEWER)
+        kit = registry.kit_register(id=kit_id, name=kit_id, sensors=[SensorSpec(*spec) for spec in SENSORS])
+        memberships.membership_add(kit=kit, username=USERNAME, role=Role.VIEWER)
 
 
 def seed(kit_id: str, days: float) -> float:

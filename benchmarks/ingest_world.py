@@ -22,13 +22,13 @@ def local_product_prepare(*, moto, work: Path, prefix: str, kit_count: int) -> l
     django.setup()
     from django.core.management import call_command
 
-    from kits import services
+    from kits import registry
 
     call_command("migrate", verbosity=0)
     call_command("dynamodb_setup", verbosity=0)
     kit_ids = [f"{prefix}-kit-{n}" for n in range(kit_count)]
     for kit_id in kit_ids:
-        services.kit_register(id=kit_id, name=kit_id)
+        registry.kit_register(id=kit_id, name=kit_id)
     return kit_ids
 
 

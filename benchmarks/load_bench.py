@@ -129,9 +129,9 @@ def prepare_data(kits: int) -> str:
     from django.core.management import call_command
     from knox.models import AuthToken
 
-    from kits import services
+    from kits import memberships, registry
     from kits.models import Role
-    from kits.services import SensorSpec
+    from kits.registry import SensorSpec
     from telemetry.services import Reading, readings_write
 
     call_command("migrate", "--no-input", verbosity=0)
@@ -145,7 +145,7 @@ def prepare_data(kits: int) -> str:
         SensorSpec("light", "light", "lux", 0, 100000),
     ]
     for number in range(kits):
-        kit = services.kit_register(
+        kit = registry.kit_register(
             id=f"load-kit-{number:03d}",
             name=f"Load kit {number}",
             description="A kit of the load benchmark.",
@@ -154,7 +154,7 @@ def prepare_data(kits: int) -> str:
             sensors=specs,
         )
         if number % 10 == 0:
-            services.membership_add(kit=kit, username="grower", role=Role.OWNER)
+            memberships.membership_add(kit=kit, username="grower", role=Role.OWNER)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     readings_write(
         readings=[

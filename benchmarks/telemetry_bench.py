@@ -213,7 +213,7 @@ def run(args) -> dict:
     from django.test import Client
     from django.utils import timezone
 
-    from kits.services import SensorSpec, kit_register
+    from kits.registry import SensorSpec, kit_register
     from telemetry import dynamodb, models
     from telemetry.services import readings_write, rollups_refresh, telemetry_tables_setup
     from telemetry.synthetic import DEMO_SENSORS, synthetic_readings

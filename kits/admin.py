@@ -1,17 +1,23 @@
-"""Where admins register and manage kits. Saving and every action go through the services, like
-the API; the certificate bundle is downloaded here, by staff allowed to, and each download is logged."""
+"""Where admins register and manage kits. Saving, deleting, the members inline and every action go
+through the services, like the API, and meet the same rules with the same words; the certificate
+bundle is downloaded here, by staff allowed to, and each download is logged."""
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.contrib.admin.utils import model_ngettext
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.forms.models import BaseInlineFormSet
 from django.http import FileResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext, gettext_lazy
 
 from astroplant_site.client_address import client_address
 
-from . import bundles, selectors, services
-from .exceptions import KitError
-from .models import BundleDownload, Kit, KitCertificate, Membership, ProvisioningStatus, Sensor
+from . import bundles, memberships, provisioning, registry, selectors
+from .exceptions import KitError, KitInvalid
+from .models import BundleDownload, Kit, KitCertificate, Membership, ProvisioningStatus, Role, Sensor
 
 PROVISIONING_FIELDS = [
     "provisioning_status",
@@ -32,8 +38,74 @@ class SensorInline(admin.TabularInline):
     extra = 1
 
 
+class MembershipFormSet(BaseInlineFormSet):
+    """The members inline. Saved through the membership services (KitAdmin.save_formset); tried
+    against them first, in a transaction rolled back, so that a refusal (the last owner removed or
+    demoted, an inactive user) comes back on the page with the admin's edits and nothing saved."""
+
+    def clean(self):
+        super().clean()
+        if any(self.errors) or self.instance._state.adding:  # a kit being registered has no owner to lose
+            return
+        try:
+            with transaction.atomic():
+                membership_edits_save(self)
+                raise _TrialRun
+        except _TrialRun:
+            pass
+        except KitError as error:
+            raise ValidationError(_in_words(error)) from None
+
+
+class _TrialRun(Exception):
+    """Rolls back the trial run of the members inline's edits."""
+
+
+def membership_edits_save(formset: MembershipFormSet) -> None:
+    """Carry out the members inline's edits through the membership services, in an order that
+    never leaves the kit without an owner on the way: additions first, then role changes
+    (promotions before demotions), then removals. Records them on the formset as its own save()
+    would, for the admin's change history."""
+    kit = formset.instance
+    saved = {membership.pk: membership for membership in selectors.memberships_of_kit(kit=kit)}
+    additions, role_changes, removals = [], [], []
+    for form in formset.forms:
+        membership = saved.get(form.instance.pk)
+        if membership is None:  # a new row; an untouched extra row has no data
+            if form.has_changed() and not form.cleaned_data.get("DELETE"):
+                additions.append((form.cleaned_data["user"].get_username(), form.cleaned_data["role"]))
+            continue
+        if form.cleaned_data.get("DELETE"):
+            removals.append(membership)
+            continue
+        user, role = form.cleaned_data["user"], form.cleaned_data["role"]
+        if user.pk != membership.user_id:  # the row now names someone else
+            additions.append((user.get_username(), role))
+            removals.append(membership)
+        elif role != membership.role:
+            role_changes.append((user.get_username(), role))
+    role_changes.sort(key=lambda change: change[1] != Role.OWNER)
+    formset.new_objects = [
+        memberships.membership_add(kit=kit, username=username, role=role) for username, role in additions
+    ]
+    formset.changed_objects = [
+        (memberships.membership_change_role(kit=kit, username=username, role=role), ["role"])
+        for username, role in role_changes
+    ]
+    for membership in removals:
+        memberships.membership_remove(kit=kit, username=membership.user.get_username())
+    formset.deleted_objects = removals
+
+
+def _in_words(error: KitError) -> str:
+    if isinstance(error, KitInvalid):
+        return " ".join(message for messages_ in error.field_errors.values() for message in messages_)
+    return error.message
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
+    formset = MembershipFormSet
     extra = 1
     autocomplete_fields = ["user"]
 
@@ -70,7 +142,7 @@ class KitAdmin(admin.ModelAdmin):
     search_fields = ["id", "name", "description", "admin_email", "thing_name"]
     readonly_fields = ["ip_address", "last_seen", "created_at", "updated_at", *PROVISIONING_FIELDS]
     inlines = [SensorInline, MembershipInline, KitCertificateInline]
-    actions = ["retry_provisioning", "rotate_certificate", "decommission"]
+    actions = ["delete_selected", "retry_provisioning", "rotate_certificate", "decommission"]
 
     def get_fieldsets(self, request, obj=None):
         kit = (None, {"fields": ["id", "name", "description", "admin_email", "public"]})
@@ -96,13 +168,13 @@ class KitAdmin(admin.ModelAdmin):
         if change:
             # Only the fields of the form: a worker may have changed the provisioning fields
             # since the form was loaded.
-            services.kit_update(
+            registry.kit_update(
                 kit=obj, name=obj.name, description=obj.description, admin_email=obj.admin_email, public=obj.public
             )
             return
         # A new kit is registered like one from the API (which queues its provisioning); the
         # inlines then add its sensors and members to it.
-        kit = services.kit_register(
+        kit = registry.kit_register(
             id=obj.id or None,
             name=obj.name,
             description=obj.description,
@@ -111,6 +183,58 @@ class KitAdmin(admin.ModelAdmin):
         )
         obj.pk = kit.pk
         obj._state.adding = False
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is Membership:
+            membership_edits_save(formset)
+        else:
+            super().save_formset(request, form, formset, change)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except KitError as error:
+            # A service refused while saving (say another admin removed an owner since the check):
+            # the whole save is rolled back.
+            self.message_user(request, _in_words(error), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    # --- Deleting: through kit_delete, which refuses a kit still live on AWS IoT or held by a worker.
+
+    def delete_model(self, request, obj):
+        registry.kit_delete(kit=obj)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except KitError as error:  # refused: the deletion and its log entry are rolled back
+            self.message_user(request, error.message, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:kits_kit_change", args=[object_id]))
+
+    @admin.action(description=gettext_lazy("Delete selected %(verbose_name_plural)s"), permissions=["delete"])
+    def delete_selected(self, request, queryset):
+        """Django's own action, its confirmation page included, except that each kit is deleted by
+        kit_delete: a kit it refuses stays, with the reason shown, and the others are deleted."""
+        *_, perms_needed, protected = self.get_deleted_objects(queryset, request)
+        if not request.POST.get("post") or perms_needed or protected:
+            return django_delete_selected(self, request, queryset)  # the confirmation, or Django's refusal
+        deleted = 0
+        for kit in queryset:
+            try:
+                with transaction.atomic():
+                    self.log_deletions(request, [kit])
+                    registry.kit_delete(kit=kit)
+            except KitError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            else:
+                deleted += 1
+        if deleted:
+            self.message_user(
+                request,
+                gettext("Successfully deleted %(count)d %(items)s.")
+                % {"count": deleted, "items": model_ngettext(self.opts, deleted)},
+                messages.SUCCESS,
+            )
 
     @admin.display(description="failure reason")
     def failure_reason(self, kit):
@@ -134,15 +258,15 @@ class KitAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry failed provisioning of the selected kits", permissions=["change"])
     def retry_provisioning(self, request, queryset):
-        self._for_each(request, queryset, services.kit_provisioning_retry, "queued again")
+        self._for_each(request, queryset, provisioning.kit_provisioning_retry, "queued again")
 
     @admin.action(description="Rotate the certificate of the selected kits", permissions=["change"])
     def rotate_certificate(self, request, queryset):
-        self._for_each(request, queryset, services.kit_certificate_rotation_request, "queued for a new certificate")
+        self._for_each(request, queryset, provisioning.kit_certificate_rotation_request, "queued for a new certificate")
 
     @admin.action(description="Decommission the selected kits (their data is kept)", permissions=["change"])
     def decommission(self, request, queryset):
-        self._for_each(request, queryset, services.kit_decommission_request, "queued for decommissioning")
+        self._for_each(request, queryset, provisioning.kit_decommission_request, "queued for decommissioning")
 
     def _for_each(self, request, queryset, service, done_phrase: str) -> None:
         done = []
@@ -175,7 +299,7 @@ class KitAdmin(admin.ModelAdmin):
             self.message_user(request, f"Kit '{kit.id}' has no active certificate yet.", messages.WARNING)
             return HttpResponseRedirect(reverse("admin:kits_kit_change", args=[kit.pk]))
         bundle = bundles.bundle_open(certificate.bundle_path)  # first: log only what can be sent
-        services.bundle_download_record(
+        provisioning.bundle_download_record(
             certificate=certificate, user=request.user, ip_address=client_address(request) or None
         )
         response = FileResponse(

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from astroplant_site.api import BAD_INPUT, NOT_FOUND, NOT_SIGNED_IN, ErrorSerializer, StrictPageNumberPagination
 
-from . import selectors, services
+from . import memberships, registry, selectors
 from .exceptions import KitPermissionDenied
 from .serializers import (
     KitCreateInputSerializer,
@@ -72,7 +72,7 @@ class KitListApi(GenericAPIView):
         serializer = KitCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = serializer.validated_data
-        kit = services.kit_register(
+        kit = registry.kit_register(
             id=fields.get("id") or None,
             name=fields["name"],
             description=fields["description"],
@@ -108,7 +108,7 @@ class KitDetailApi(APIView):
         serializer = KitUpdateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = serializer.validated_data
-        services.kit_update(
+        registry.kit_update(
             kit=kit,
             name=fields.get("name"),
             description=fields.get("description"),
@@ -126,7 +126,7 @@ class KitDetailApi(APIView):
     )
     def delete(self, request, id: str):
         kit = _kit_to_manage(request, id)
-        services.kit_delete(kit=kit)
+        registry.kit_delete(kit=kit)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -138,8 +138,8 @@ class KitMemberListApi(APIView):
     )
     def get(self, request, id: str):
         kit = _kit_to_manage(request, id)
-        memberships = selectors.memberships_of_kit(kit=kit)
-        return Response(MemberOutputSerializer(memberships, many=True).data)
+        members = selectors.memberships_of_kit(kit=kit)
+        return Response(MemberOutputSerializer(members, many=True).data)
 
     @extend_schema(
         operation_id="kits_members_create",
@@ -151,7 +151,7 @@ class KitMemberListApi(APIView):
         kit = _kit_to_manage(request, id)
         serializer = MemberInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        membership = services.membership_add(kit=kit, **serializer.validated_data)
+        membership = memberships.membership_add(kit=kit, **serializer.validated_data)
         return Response(MemberOutputSerializer(membership).data, status=status.HTTP_201_CREATED)
 
 
@@ -166,7 +166,7 @@ class KitMemberDetailApi(APIView):
         kit = _kit_to_manage(request, id)
         serializer = MemberRoleInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        membership = services.membership_change_role(kit=kit, username=username, **serializer.validated_data)
+        membership = memberships.membership_change_role(kit=kit, username=username, **serializer.validated_data)
         return Response(MemberOutputSerializer(membership).data)
 
     @extend_schema(
@@ -176,5 +176,5 @@ class KitMemberDetailApi(APIView):
     )
     def delete(self, request, id: str, username: str):
         kit = _kit_to_manage(request, id)
-        services.membership_remove(kit=kit, username=username)
+        memberships.membership_remove(kit=kit, username=username)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -78,7 +78,7 @@ class Kit(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    # --- Its AWS IoT side, written only by kits.services' provisioning functions. -------------
+    # --- Its AWS IoT side, written only by kits.provisioning. -------------------------------
     provisioning_status = models.CharField(
         max_length=16, choices=ProvisioningStatus.choices, default=ProvisioningStatus.PENDING, db_index=True
     )

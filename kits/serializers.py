@@ -6,8 +6,8 @@ from rest_framework import serializers
 from astroplant_site.api import JsonBodySerializer
 
 from .models import KIT_ID_MAX_LENGTH, Kit, Membership, ProvisioningStatus, Quantity, Role, kit_id_validator
+from .registry import SensorSpec
 from .selectors import kit_can_manage, kit_can_see_private_details
-from .services import SensorSpec
 
 MAX_SENSORS_PER_KIT = 32
 

@@ -29,8 +29,8 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
+from kits import presence
 from kits import selectors as kit_selectors
-from kits import services as kit_services
 from kits.iot_policy import TOPIC_ROOT
 
 from . import dynamodb, services
@@ -75,7 +75,7 @@ class CheckedBatch:
     received_at: datetime
     readings: list[services.Reading]
     refused: list[services.RefusedMessage]
-    sightings: list[kit_services.KitSighting]
+    sightings: list[presence.KitSighting]
     # Which messages each reading came from, by (kit id, timestamp): to dead-letter the very
     # message(s) whose reading DynamoDB refuses.
     sources: dict[tuple[str, datetime], list[ReceivedMessage]]
@@ -273,10 +273,10 @@ class IngestBridge:
                     continue
                 readings.append(reading)
                 sources.setdefault((reading.kit_id, reading.timestamp), []).append(message)
-                sightings.append(kit_services.KitSighting(content.kit_id, content.timestamp))
+                sightings.append(presence.KitSighting(content.kit_id, content.timestamp))
             else:
                 self.counts.statuses += 1
-                sightings.append(kit_services.KitSighting(content.kit_id, content.timestamp, content.ip))
+                sightings.append(presence.KitSighting(content.kit_id, content.timestamp, content.ip))
         return readings, refused, sightings, sources
 
     def _refusal(self, message: ReceivedMessage, reason: str) -> services.RefusedMessage:
@@ -308,7 +308,7 @@ class IngestBridge:
             )
             checked.refused.clear()
         if checked.sightings:
-            kit_services.kits_seen_record(sightings=checked.sightings)
+            presence.kits_seen_record(sightings=checked.sightings)
             checked.sightings.clear()
 
     def _refuse_permanently_failed(self, checked: CheckedBatch, error: ReadingsNotStored) -> None:

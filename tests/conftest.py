@@ -11,9 +11,9 @@ from openapi_core import OpenAPI
 from openapi_core.contrib.django import DjangoOpenAPIRequest, DjangoOpenAPIResponse
 from rest_framework.test import APIClient
 
-from kits import services
+from kits import memberships, registry
 from kits.models import Role
-from kits.services import SensorSpec
+from kits.registry import SensorSpec
 
 ROLES = ("viewer", "configurer", "owner")
 
@@ -76,7 +76,7 @@ def users(db):
 
 @pytest.fixture
 def private_kit(users):
-    kit = services.kit_register(
+    kit = registry.kit_register(
         id="private-kit",
         name="Private kit",
         description="Only members see it.",
@@ -86,13 +86,13 @@ def private_kit(users):
     kit.ip_address = "192.0.2.10"
     kit.save()
     for role in ROLES:
-        services.membership_add(kit=kit, username=role, role=Role(role))
+        memberships.membership_add(kit=kit, username=role, role=Role(role))
     return kit
 
 
 @pytest.fixture
 def public_kit(users):
-    kit = services.kit_register(
+    kit = registry.kit_register(
         id="public-kit",
         name="Public kit",
         public=True,
@@ -102,7 +102,7 @@ def public_kit(users):
     kit.ip_address = "192.0.2.20"
     kit.save()
     for role in ROLES:
-        services.membership_add(kit=kit, username=role, role=Role(role))
+        memberships.membership_add(kit=kit, username=role, role=Role(role))
     return kit
 
 
@@ -151,6 +151,18 @@ class IotFaults:
 
     def crash_after(self, operation: str) -> None:
         self._register(f"after-call.iot.{operation}", self._crash(operation))
+
+    def meanwhile(self, operation: str, action, *, when: str = "after") -> None:
+        """Run `action()` once, `when` ("before" or "after") AWS answers the next call of
+        `operation`, while our code waits for that answer: what another process does meanwhile."""
+        done = []
+
+        def handler(**kwargs):
+            if not done:
+                done.append(True)
+                action()
+
+        self._register(f"{when}-call.iot.{operation}", handler)
 
     def clear(self) -> None:
         for event, handler in self._registered:

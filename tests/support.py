@@ -6,6 +6,7 @@ import subprocess
 import time
 import tomllib
 import zipfile
+from html.parser import HTMLParser
 from pathlib import Path
 
 from kits import bundles
@@ -95,3 +96,54 @@ def unpack_bundle(kit: Kit, folder: Path) -> dict:
     with bundles.bundle_open(certificate.bundle_path) as file:
         zipfile.ZipFile(io.BytesIO(file.read())).extractall(folder)
     return tomllib.loads((folder / "kit.toml").read_text())
+
+
+class _FormFields(HTMLParser):
+    """The fields of one <form>, with the values a browser would submit (no submit buttons)."""
+
+    def __init__(self, form_id: str):
+        super().__init__()
+        self.form_id = form_id
+        self.inside = False
+        self.fields: list[tuple[str, str]] = []
+        self._select: str | None = None
+        self._textarea: str | None = None
+        self._text = ""
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.inside = attrs.get("id") == self.form_id
+        if not self.inside or "__prefix__" in (attrs.get("name") or ""):
+            return
+        name = attrs.get("name")
+        if tag == "input" and name and attrs.get("type", "text") not in ("submit", "button", "file", "image"):
+            if attrs.get("type") not in ("checkbox", "radio") or "checked" in attrs:
+                self.fields.append((name, attrs.get("value") or ("on" if attrs.get("type") == "checkbox" else "")))
+        elif tag == "select" and name:
+            self._select = name
+        elif tag == "option" and self._select and "selected" in attrs:
+            self.fields.append((self._select, attrs.get("value", "")))
+        elif tag == "textarea" and name:
+            self._textarea, self._text = name, ""
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.inside = False
+        elif tag == "select":
+            self._select = None
+        elif tag == "textarea" and self._textarea:
+            self.fields.append((self._textarea, self._text.removeprefix("\n")))
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            self._text += data
+
+
+def admin_change_form(html: str, form_id: str = "kit_form") -> dict[str, str]:
+    """The admin change form on the page `html` as a browser would submit it unchanged: edit
+    the returned dict, then post it."""
+    parser = _FormFields(form_id)
+    parser.feed(html)
+    return dict(parser.fields)

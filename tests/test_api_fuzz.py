@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from knox.models import AuthToken
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from kits import services
+from kits import memberships, registry
 from kits.models import Kit, Role
-from kits.services import SensorSpec
+from kits.registry import SensorSpec
 
 pytestmark = pytest.mark.integration  # moto_server for /kits/{id}/data
 
@@ -87,15 +87,15 @@ def flatmap_query(context, query):
 def kits_present() -> None:
     """The kits and members the examples aim at, put back if an earlier example deleted them."""
     if not Kit.objects.filter(pk=GROWER_KIT).exists():
-        kit = services.kit_register(
+        kit = registry.kit_register(
             id=GROWER_KIT, name="Grower's kit", admin_email="grower@example.org", sensors=SENSORS
         )
-        services.membership_add(kit=kit, username="fuzz-grower", role=Role.OWNER)
+        memberships.membership_add(kit=kit, username="fuzz-grower", role=Role.OWNER)
     kit = Kit.objects.get(pk=GROWER_KIT)
     if not kit.memberships.filter(user__username="fuzz-viewer").exists():
-        services.membership_add(kit=kit, username="fuzz-viewer", role=Role.VIEWER)
+        memberships.membership_add(kit=kit, username="fuzz-viewer", role=Role.VIEWER)
     if not Kit.objects.filter(pk=PUBLIC_KIT).exists():
-        services.kit_register(id=PUBLIC_KIT, name="Public kit", public=True, sensors=SENSORS)
+        registry.kit_register(id=PUBLIC_KIT, name="Public kit", public=True, sensors=SENSORS)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kits import services
+from kits import memberships, provisioning, registry
 from kits.models import Kit
 from localdev.tcp_proxy import TcpProxy
 from telemetry.kit_state import RollupMark
@@ -53,10 +53,10 @@ def stack(moto_server, mosquitto_broker, telemetry_tables, settings, tmp_path, p
 
     settings.IOT_MQTT_ENDPOINT = "localhost"
     settings.IOT_MQTT_PORT = mosquitto_broker.port
-    kit = services.kit_register(
-        id="e2e-kit", name="End to end", sensors=[services.SensorSpec("temperature", "temperature", "°C")]
+    kit = registry.kit_register(
+        id="e2e-kit", name="End to end", sensors=[registry.SensorSpec("temperature", "temperature", "°C")]
     )
-    services.kit_provision(kit_id=kit.id)
+    provisioning.kit_provision(kit_id=kit.id)
     kit.refresh_from_db()
     bundle = tmp_path / "bundle"
     unpack_bundle(kit, bundle)
@@ -102,7 +102,7 @@ def agent_sequence(bundle) -> tuple[int, int]:
 
 
 def test_a_provisioned_kits_readings_reach_the_api(stack, processes, make_client, users):
-    services.membership_add(kit=stack["kit"], username="owner", role="owner")
+    memberships.membership_add(kit=stack["kit"], username="owner", role="owner")
     agent = start_agent(processes, stack["bundle"])
 
     wait_until(lambda: len(stored_times("e2e-kit")) >= 3, timeout=60, what="readings in DynamoDB")

@@ -196,7 +196,7 @@ def step_reached(kit: Kit) -> str:
     return "certificate issued"
 
 
-# The steps kit_provision saves, in order (kits/services.py); a kill is aimed just after each.
+# The steps kit_provision saves, in order (kits/provisioning.py); a kill is aimed just after each.
 KILL_AFTER = ["start", "thing", "certificate issued", "registered", "policy_attached", "thing_attached"]
 
 

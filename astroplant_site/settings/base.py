@@ -206,12 +206,15 @@ CELERY_BEAT_SCHEDULE = {
     # Re-queues kits whose provisioning message was lost (e.g. the broker was down at commit).
     "kits-provisioning-sweep": {"task": "kits.provisioning_sweep", "schedule": 300.0},
 }
-# Transient AWS errors (throttling, connection) are retried with exponential backoff and jitter:
-# about base * 2**attempt seconds, at most PROVISIONING_RETRY_MAX_SECONDS, PROVISIONING_MAX_RETRIES times.
+# Transient AWS errors (throttling, connection) are retried by Celery (autoretry_for) with
+# exponential backoff and full jitter: a wait drawn from 0 to base * 2**attempt seconds, at most
+# PROVISIONING_RETRY_MAX_SECONDS, PROVISIONING_MAX_RETRIES times. Celery counts whole seconds,
+# with a base of at least 1, and reads the two durations when a worker starts.
 PROVISIONING_RETRY_BASE_SECONDS = env.float("PROVISIONING_RETRY_BASE_SECONDS", default=2.0)
 PROVISIONING_RETRY_MAX_SECONDS = env.float("PROVISIONING_RETRY_MAX_SECONDS", default=300.0)
 PROVISIONING_MAX_RETRIES = env.int("PROVISIONING_MAX_RETRIES", default=8)
-# How long one worker may hold a kit before another may take over (a worker that died).
+# A worker holds the kit it works on by a lease of this many seconds, renewed every third of it
+# while the worker lives: another takes over only once a dead worker's lease has lapsed.
 PROVISIONING_LEASE_SECONDS = env.int("PROVISIONING_LEASE_SECONDS", default=120)
 # A kit left `pending` this long is queued again by the sweep.
 PROVISIONING_STALE_SECONDS = env.int("PROVISIONING_STALE_SECONDS", default=600)

@@ -31,8 +31,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 IOT_CA_DIR = BASE_DIR / "var" / "test" / "ca"
 IOT_CA_AUTO_CREATE = True
 IOT_DEVICE_CERTIFICATE_DAYS = 30
-PROVISIONING_RETRY_BASE_SECONDS = 0.2
-PROVISIONING_RETRY_MAX_SECONDS = 2.0
+# Celery's retry backoff counts in whole seconds, at least 1.
+PROVISIONING_RETRY_BASE_SECONDS = 1
+PROVISIONING_RETRY_MAX_SECONDS = 2
 STORAGES["kit_bundles"] = {
     "BACKEND": "django.core.files.storage.FileSystemStorage",
     "OPTIONS": {

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
-from kits import services
+from kits import memberships, registry
 from kits.models import Role
-from kits.services import SensorSpec
+from kits.registry import SensorSpec
 
 FOUR_SENSORS = [
     SensorSpec("temperature", "temperature", "°C", -10, 50),
@@ -35,7 +35,7 @@ def make_kit(db):
 
     def make(*, owner=None, public=False, sensors=FOUR_SENSORS, name=None, members=None):
         number = next(_kit_numbers)
-        kit = services.kit_register(
+        kit = registry.kit_register(
             id=f"dash-kit-{number}",
             name=name or f"Dashboard kit {number}",
             description="A kit for the dashboard tests.",
@@ -43,9 +43,9 @@ def make_kit(db):
             sensors=sensors,
         )
         if owner is not None:
-            services.membership_add(kit=kit, username=owner.username, role=Role.OWNER)
+            memberships.membership_add(kit=kit, username=owner.username, role=Role.OWNER)
         for user, role in (members or {}).items():
-            services.membership_add(kit=kit, username=user.username, role=role)
+            memberships.membership_add(kit=kit, username=user.username, role=role)
         return kit
 
     return make

@@ -90,9 +90,9 @@ def test_kit_endpoint_permissions(client_for, private_kit, public_kit, caller, m
     ],
 )
 def test_kit_list_shows_exactly_the_kits_the_caller_may_see(client_for, private_kit, public_kit, caller, visible):
-    from kits import services
+    from kits import registry
 
-    services.kit_register(id="other-private-kit", name="Someone else's kit")
+    registry.kit_register(id="other-private-kit", name="Someone else's kit")
 
     response = client_for(caller).get("/kits")
 

@@ -12,17 +12,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from django.db import connection
 
-from kits import bundles, services
+from kits import bundles, provisioning, registry
 from kits.exceptions import KitBusy, KitStateConflict, ProvisioningPermanentError
 from kits.iot_policy import kit_policy_document
 from kits.models import Kit, KitCertificate, ProvisioningStatus
-from kits.services import SensorSpec
+from kits.registry import SensorSpec
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
 def register(kit_id: str) -> Kit:
-    return services.kit_register(
+    return registry.kit_register(
         id=kit_id,
         name="Balcony basil",
         sensors=[
@@ -61,7 +61,7 @@ def test_a_registered_kit_is_provisioned_as_one_thing_with_one_active_certificat
     assert kit.provisioning_status == ProvisioningStatus.PENDING
 
     # When its provisioning runs
-    services.kit_provision(kit_id=kit.id)
+    provisioning.kit_provision(kit_id=kit.id)
 
     # Then it is active, as thing astroplant-<id>
     kit.refresh_from_db()
@@ -82,7 +82,7 @@ def test_a_registered_kit_is_provisioned_as_one_thing_with_one_active_certificat
 def test_the_bundle_holds_what_the_pi_needs_and_the_database_no_private_key(iot, unique_kit_id, settings):
     # Given a provisioned kit
     kit = register(unique_kit_id())
-    services.kit_provision(kit_id=kit.id)
+    provisioning.kit_provision(kit_id=kit.id)
     kit.refresh_from_db()
     certificate = kit.certificates.get()
 
@@ -128,15 +128,15 @@ def test_the_bundle_holds_what_the_pi_needs_and_the_database_no_private_key(iot,
 def test_rotation_activates_a_new_certificate_and_deactivates_the_old_one(iot, unique_kit_id):
     # Given a provisioned kit
     kit = register(unique_kit_id())
-    services.kit_provision(kit_id=kit.id)
+    provisioning.kit_provision(kit_id=kit.id)
     kit.refresh_from_db()
     old = kit.certificates.get()
 
     # When an admin asks for a rotation and the worker carries it out (twice: a redelivery)
-    services.kit_certificate_rotation_request(kit_id=kit.id)
+    provisioning.kit_certificate_rotation_request(kit_id=kit.id)
     assert Kit.objects.get(pk=kit.id).provisioning_status == ProvisioningStatus.PENDING
-    services.kit_certificate_rotate(kit_id=kit.id)
-    services.kit_certificate_rotate(kit_id=kit.id)
+    provisioning.kit_certificate_rotate(kit_id=kit.id)
+    provisioning.kit_certificate_rotate(kit_id=kit.id)
 
     # Then the kit is active on a new certificate, the only one attached to the thing
     kit.refresh_from_db()
@@ -159,16 +159,16 @@ def test_rotation_activates_a_new_certificate_and_deactivates_the_old_one(iot, u
 def test_decommissioning_removes_thing_and_certificates_and_keeps_the_kit(iot, unique_kit_id):
     # Given a kit provisioned and then rotated (so it has an inactive certificate too)
     kit = register(unique_kit_id())
-    services.kit_provision(kit_id=kit.id)
-    services.kit_certificate_rotation_request(kit_id=kit.id)
-    services.kit_certificate_rotate(kit_id=kit.id)
+    provisioning.kit_provision(kit_id=kit.id)
+    provisioning.kit_certificate_rotation_request(kit_id=kit.id)
+    provisioning.kit_certificate_rotate(kit_id=kit.id)
     kit.refresh_from_db()
     thing_name = kit.thing_name
     bundle_paths = [c.bundle_path for c in kit.certificates.exclude(bundle_path="")]
 
     # When it is decommissioned
-    services.kit_decommission_request(kit_id=kit.id)
-    services.kit_decommission(kit_id=kit.id)
+    provisioning.kit_decommission_request(kit_id=kit.id)
+    provisioning.kit_decommission(kit_id=kit.id)
 
     # Then AWS IoT has neither its thing nor any of its certificates
     kit.refresh_from_db()
@@ -184,13 +184,13 @@ def test_decommissioning_removes_thing_and_certificates_and_keeps_the_kit(iot, u
     assert {c.state for c in kit.certificates.all()} == {"deleted"}
     # Decommissioning twice is refused with a clear message
     with pytest.raises(KitStateConflict, match="already decommissioned"):
-        services.kit_decommission_request(kit_id=kit.id)
+        provisioning.kit_decommission_request(kit_id=kit.id)
 
 
 def test_a_provisioned_kit_cannot_be_deleted_before_decommissioning(make_client, users, unique_kit_id):
     # Given a provisioned kit
     kit = register(unique_kit_id())
-    services.kit_provision(kit_id=kit.id)
+    provisioning.kit_provision(kit_id=kit.id)
 
     # When staff delete it through the API
     response = make_client(users["staff"]).delete(f"/kits/{kit.id}")
@@ -224,12 +224,12 @@ def test_a_crash_at_any_step_then_a_rerun_leaves_one_thing_and_one_active_certif
     # we never heard) this step
     getattr(iot_faults, f"crash_{when}")(operation)
     with pytest.raises(Exception, match=f"died during {operation}"):
-        services.kit_provision(kit_id=kit.id)
+        provisioning.kit_provision(kit_id=kit.id)
     assert Kit.objects.get(pk=kit.id).provisioning_status == ProvisioningStatus.PROVISIONING
     iot_faults.clear()
 
     # and the task runs again
-    services.kit_provision(kit_id=kit.id)
+    provisioning.kit_provision(kit_id=kit.id)
 
     # Then the kit is active with exactly one thing and one certificate, attached to each other
     kit.refresh_from_db()
@@ -248,16 +248,16 @@ def test_a_crash_at_any_step_then_a_rerun_leaves_one_thing_and_one_active_certif
 def test_a_crash_while_decommissioning_then_a_rerun_leaves_nothing_behind(iot, iot_faults, unique_kit_id, operation):
     # Given a provisioned kit whose decommissioning dies right after this AWS step
     kit = register(unique_kit_id())
-    services.kit_provision(kit_id=kit.id)
+    provisioning.kit_provision(kit_id=kit.id)
     kit.refresh_from_db()
     thing_name = kit.thing_name
     iot_faults.crash_after(operation)
     with pytest.raises(Exception, match="died during"):
-        services.kit_decommission(kit_id=kit.id)
+        provisioning.kit_decommission(kit_id=kit.id)
     iot_faults.clear()
 
     # When it runs again
-    services.kit_decommission(kit_id=kit.id)
+    provisioning.kit_decommission(kit_id=kit.id)
 
     # Then neither the thing nor its certificate is left on AWS IoT
     assert Kit.objects.get(pk=kit.id).provisioning_status == ProvisioningStatus.DECOMMISSIONED
@@ -274,7 +274,7 @@ def test_a_permanent_aws_refusal_fails_the_kit_with_the_reason(iot_faults, uniqu
 
     # When the kit is provisioned
     with pytest.raises(ProvisioningPermanentError):
-        services.kit_provision(kit_id=kit.id)
+        provisioning.kit_provision(kit_id=kit.id)
 
     # Then it is failed, and the reason says what failed and what AWS said
     kit.refresh_from_db()
@@ -297,22 +297,79 @@ def test_only_one_worker_at_a_time_changes_a_kit_and_a_dead_workers_hold_expires
     )
     # Then provisioning it now is refused as busy (a transient error: the task retries later)
     with pytest.raises(KitBusy):
-        services.kit_provision(kit_id=kit.id)
+        provisioning.kit_provision(kit_id=kit.id)
 
     # When that worker's hold has expired (it died), the kit is taken over and provisioned
     Kit.objects.filter(pk=kit.id).update(provisioning_lease_expires_at=timezone.now() - timedelta(seconds=1))
-    services.kit_provision(kit_id=kit.id)
+    provisioning.kit_provision(kit_id=kit.id)
     kit.refresh_from_db()
     assert kit.provisioning_status == ProvisioningStatus.ACTIVE
     assert kit.provisioning_lease_token == ""
 
 
+@pytest.mark.django_db(transaction=True)  # the worker renews its lease from a thread of its own
+def test_a_worker_keeps_its_hold_on_a_kit_however_long_an_aws_call_takes(iot, iot_faults, unique_kit_id, settings):
+    import time
+
+    # Given leases of two seconds, and a worker provisioning a kit whose certificate registration
+    # AWS takes five seconds to answer
+    settings.PROVISIONING_LEASE_SECONDS = 2
+    kit = register(unique_kit_id())
+    second_worker = []
+
+    def another_worker_tries_meanwhile():
+        time.sleep(5)
+        try:
+            provisioning.kit_provision(kit_id=kit.id)
+        except KitBusy:
+            second_worker.append("refused")
+        else:
+            second_worker.append("took the kit over")
+
+    iot_faults.meanwhile("RegisterCertificateWithoutCA", another_worker_tries_meanwhile, when="before")
+
+    # When a second worker picks the kit up meanwhile
+    provisioning.kit_provision(kit_id=kit.id)
+
+    # Then it is refused: the first worker's hold never lapsed while it waited for AWS
+    assert second_worker == ["refused"]
+    kit.refresh_from_db()
+    assert kit.provisioning_status == ProvisioningStatus.ACTIVE
+    assert aws_certificates_of(iot, kit.thing_name) == {kit.certificate_id: "ACTIVE"}
+    assert kit.provisioning_lease_token == ""
+
+
+def test_a_worker_that_lost_its_hold_on_a_kit_stops_before_its_next_step(iot_faults, unique_kit_id):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    # Given a worker provisioning a kit, which another worker takes over while the first waits for
+    # AWS to create the thing (say the first could not renew its lease in time)
+    kit = register(unique_kit_id())
+
+    def another_worker_takes_over():
+        Kit.objects.filter(pk=kit.id).update(
+            provisioning_lease_token="another", provisioning_lease_expires_at=timezone.now() + timedelta(minutes=1)
+        )
+
+    iot_faults.meanwhile("CreateThing", another_worker_takes_over)
+
+    # When the first worker hears back, then it stops (a transient error: its task retries later)
+    with pytest.raises(KitBusy, match="taken over by another worker"):
+        provisioning.kit_provision(kit_id=kit.id)
+    # before issuing a certificate, whose bundle the other worker would take for a dead attempt's
+    assert kit.certificates.count() == 0 and bundles.bundle_names_of_kit(kit.id) == []
+    # and it leaves the other worker's hold alone
+    assert Kit.objects.get(pk=kit.id).provisioning_lease_token == "another"
+
+
 def test_retry_and_rotation_refuse_kits_in_the_wrong_state(unique_kit_id):
     kit = register(unique_kit_id())
     with pytest.raises(KitStateConflict, match="pending, not failed"):
-        services.kit_provisioning_retry(kit_id=kit.id)
+        provisioning.kit_provisioning_retry(kit_id=kit.id)
     with pytest.raises(KitStateConflict, match="only an active kit's certificate can be rotated"):
-        services.kit_certificate_rotation_request(kit_id=kit.id)
+        provisioning.kit_certificate_rotation_request(kit_id=kit.id)
 
 
 def test_the_sweep_requeues_kits_left_pending_too_long(unique_kit_id, settings):
@@ -326,8 +383,8 @@ def test_the_sweep_requeues_kits_left_pending_too_long(unique_kit_id, settings):
     settings.PROVISIONING_STALE_SECONDS = 600
 
     # When the sweep runs, then only the forgotten one is queued again
-    assert services.kits_provisioning_sweep() == [forgotten.id]
-    assert fresh.id not in services.kits_provisioning_sweep()
+    assert provisioning.kits_provisioning_sweep() == [forgotten.id]
+    assert fresh.id not in provisioning.kits_provisioning_sweep()
 
 
 def test_a_kit_queued_again_by_the_sweep_is_left_to_the_worker_for_a_while(unique_kit_id, settings):
@@ -339,13 +396,13 @@ def test_a_kit_queued_again_by_the_sweep_is_left_to_the_worker_for_a_while(uniqu
     settings.PROVISIONING_STALE_SECONDS = 600
     kit = register(unique_kit_id())
     Kit.objects.filter(pk=kit.id).update(provisioning_status_changed_at=timezone.now() - timedelta(hours=1))
-    assert services.kits_provisioning_sweep() == [kit.id]
+    assert provisioning.kits_provisioning_sweep() == [kit.id]
 
     # When the sweep runs again before a worker got to it (a backlog), then it is not queued twice
-    assert kit.id not in services.kits_provisioning_sweep()
+    assert kit.id not in provisioning.kits_provisioning_sweep()
     # but it is once another stale period has passed
     Kit.objects.filter(pk=kit.id).update(provisioning_status_changed_at=timezone.now() - timedelta(seconds=601))
-    assert services.kits_provisioning_sweep() == [kit.id]
+    assert provisioning.kits_provisioning_sweep() == [kit.id]
 
 
 def test_a_bundle_left_by_an_attempt_that_died_before_recording_it_is_deleted(moto_server, unique_kit_id):
@@ -355,7 +412,7 @@ def test_a_bundle_left_by_an_attempt_that_died_before_recording_it_is_deleted(mo
     assert bundles.bundle_names_of_kit(kit.id) == [orphan]
 
     # When the kit is provisioned again
-    services.kit_provision(kit_id=kit.id)
+    provisioning.kit_provision(kit_id=kit.id)
 
     # Then only the bundle of its active certificate is kept
     kit.refresh_from_db()
@@ -365,7 +422,7 @@ def test_a_bundle_left_by_an_attempt_that_died_before_recording_it_is_deleted(mo
 def test_make_run_reprovisions_every_kit_in_its_fresh_local_aws(iot, unique_kit_id, settings):
     # Given a kit that was active in an earlier `make run`, whose moto_server has since gone
     kit = register(unique_kit_id())
-    services.kit_provision(kit_id=kit.id)
+    provisioning.kit_provision(kit_id=kit.id)
     kit.refresh_from_db()
     old_bundle = kit.certificates.get().bundle_path
     # (the local AWS forgets it, as a restart of moto_server would)
@@ -376,12 +433,12 @@ def test_make_run_reprovisions_every_kit_in_its_fresh_local_aws(iot, unique_kit_
     iot.delete_thing(thingName=kit.thing_name)
 
     # When make run starts again and forgets the old AWS side
-    queued = services.kits_provisioning_restart_local()
+    queued = provisioning.kits_provisioning_restart_local()
 
     # Then the kit is pending again, and its provisioning makes it active in the new AWS
     assert kit.id in queued
     assert Kit.objects.get(pk=kit.id).provisioning_status == ProvisioningStatus.PENDING
-    services.kit_provision(kit_id=kit.id)
+    provisioning.kit_provision(kit_id=kit.id)
     kit.refresh_from_db()
     assert kit.provisioning_status == ProvisioningStatus.ACTIVE
     assert iot.list_thing_principals(thingName=kit.thing_name)["principals"] == [kit.certificate_arn]
@@ -413,7 +470,7 @@ def test_missing_production_settings_fail_the_kit_with_what_to_set(
 
     # When the kit is provisioned, then it fails, saying which setting to set
     with pytest.raises(ProvisioningPermanentError):
-        services.kit_provision(kit_id=kit.id)
+        provisioning.kit_provision(kit_id=kit.id)
     kit.refresh_from_db()
     assert kit.provisioning_status == ProvisioningStatus.FAILED
     assert reason in kit.provisioning_failure_reason

@@ -9,7 +9,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from kits import services
+from kits import provisioning, registry
 from kits.iot_policy import THING_NAME_VARIABLE, kit_policy_document
 from tests.support import unpack_bundle
 
@@ -102,8 +102,8 @@ def two_kits_on_the_broker(db, moto_server, mosquitto_broker, settings, unique_k
     settings.IOT_MQTT_PORT = mosquitto_broker.port
     kits = {}
     for name in ("a", "b"):
-        kit = services.kit_register(id=unique_kit_id(name), name=f"Kit {name}")
-        services.kit_provision(kit_id=kit.id)
+        kit = registry.kit_register(id=unique_kit_id(name), name=f"Kit {name}")
+        provisioning.kit_provision(kit_id=kit.id)
         kit.refresh_from_db()
         folder = tmp_path / name
         kits[name] = (kit, folder, unpack_bundle(kit, folder))

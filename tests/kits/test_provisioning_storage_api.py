@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from kits import bundles, services
+from kits import bundles, provisioning, registry
 from kits.certificates import authority_load_or_create, device_certificate_issue
 from kits.models import BundleDownload, Kit, ProvisioningStatus
 
@@ -45,8 +45,8 @@ def s3_bundle_storage(moto_server, settings, unique_kit_id):
 def test_bundles_live_in_a_private_encrypted_s3_bucket(s3_bundle_storage, unique_kit_id, users):
     s3 = boto3.client("s3", region_name="eu-central-1")
     # Given bundle storage on S3, when a kit is provisioned
-    kit = services.kit_register(id=unique_kit_id(), name="In the cloud")
-    services.kit_provision(kit_id=kit.id)
+    kit = registry.kit_register(id=unique_kit_id(), name="In the cloud")
+    provisioning.kit_provision(kit_id=kit.id)
     kit.refresh_from_db()
     certificate = kit.certificates.get()
 
@@ -75,7 +75,7 @@ def test_bundles_live_in_a_private_encrypted_s3_bucket(s3_bundle_storage, unique
     assert BundleDownload.objects.get(certificate=certificate).username == "staff"
 
     # When the kit is decommissioned, then its bundle is deleted from the bucket
-    services.kit_decommission(kit_id=kit.id)
+    provisioning.kit_decommission(kit_id=kit.id)
     assert s3.list_objects_v2(Bucket=s3_bundle_storage).get("KeyCount") == 0
 
 
@@ -83,8 +83,8 @@ def test_bundles_live_in_a_private_encrypted_s3_bucket(s3_bundle_storage, unique
 @pytest.mark.django_db
 def test_staff_without_the_permission_cannot_download_a_bundle(moto_server, users, unique_kit_id):
     # Given a provisioned kit and a staff member who may view kits but not download bundles
-    kit = services.kit_register(id=unique_kit_id(), name="Guarded")
-    services.kit_provision(kit_id=kit.id)
+    kit = registry.kit_register(id=unique_kit_id(), name="Guarded")
+    provisioning.kit_provision(kit_id=kit.id)
     users["staff"].user_permissions.add(Permission.objects.get(codename="view_kit"))
     browser = Client()
     browser.force_login(users["staff"])
@@ -104,8 +104,8 @@ def test_a_bundle_download_is_logged_with_the_address_the_load_balancer_saw(
 ):
     # Given the site behind one load balancer, and staff allowed to download a provisioned kit's bundle
     settings.TRUSTED_PROXY_COUNT = 1
-    kit = services.kit_register(id=unique_kit_id(), name="Downloaded")
-    services.kit_provision(kit_id=kit.id)
+    kit = registry.kit_register(id=unique_kit_id(), name="Downloaded")
+    provisioning.kit_provision(kit_id=kit.id)
     users["staff"].user_permissions.add(
         Permission.objects.get(codename="view_kit"), Permission.objects.get(codename="download_bundle")
     )
@@ -176,8 +176,8 @@ def test_editing_a_kit_in_the_admin_keeps_its_provisioning(moto_server, unique_k
     from django.contrib.auth import get_user_model
 
     # Given an active kit, with its certificate listed on its admin page
-    kit = services.kit_register(id=unique_kit_id(), name="Before")
-    services.kit_provision(kit_id=kit.id)
+    kit = registry.kit_register(id=unique_kit_id(), name="Before")
+    provisioning.kit_provision(kit_id=kit.id)
     browser = Client()
     browser.force_login(get_user_model().objects.create_superuser("root", "root@example.org", "pw"))
     page = browser.get(f"/admin/kits/kit/{kit.id}/change/").content.decode()

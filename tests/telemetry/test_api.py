@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from rest_framework.test import APIClient
 
-from kits.services import SensorSpec, kit_update
+from kits.registry import SensorSpec, kit_update
 from telemetry.services import Reading, readings_write
 
 from .conftest import minutely

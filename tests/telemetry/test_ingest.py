@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kits import services as kit_services
+from kits import registry
 from kits.models import Kit
 from telemetry.dead_letters import DeadLetter
 from telemetry.ingest import TOPICS, IngestBridge
@@ -63,7 +63,7 @@ class KitPublisher:
 
 @pytest.fixture
 def kits(db):
-    return [kit_services.kit_register(id=kit_id, name=kit_id) for kit_id in (KIT, OTHER_KIT)]
+    return [registry.kit_register(id=kit_id, name=kit_id) for kit_id in (KIT, OTHER_KIT)]
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from kits import services as kit_services
+from kits import registry
 from kits.models import Kit
 from telemetry.dead_letters import DeadLetter
 from telemetry.dynamodb import as_plain_dict, rollup_periods_get
@@ -144,7 +144,7 @@ def publishers(mosquitto_broker):
 
 def kits_register(kit_ids) -> None:
     for kit_id in kit_ids:
-        kit_services.kit_register(id=kit_id, name=kit_id)
+        registry.kit_register(id=kit_id, name=kit_id)
 
 
 # --- Messages --------------------------------------------------------------------------------

@@ -4,9 +4,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from kits import services
+from kits import memberships, registry
 from kits.models import Kit, Role
-from kits.services import SensorSpec
+from kits.registry import SensorSpec
 
 DEMO_SENSORS = [
     SensorSpec("temperature", "temperature", "°C", -10, 50),
@@ -41,7 +41,7 @@ class Command(BaseCommand):
         for kit_id, name, public in DEMO_KITS:
             if Kit.objects.filter(pk=kit_id).exists():
                 continue
-            kit = services.kit_register(
+            kit = registry.kit_register(
                 id=kit_id,
                 name=name,
                 description=f"A demo kit: {name.lower()}.",
@@ -49,7 +49,7 @@ class Command(BaseCommand):
                 public=public,
                 sensors=DEMO_SENSORS,
             )
-            services.membership_add(kit=kit, username=grower.username, role=Role.OWNER)
+            memberships.membership_add(kit=kit, username=grower.username, role=Role.OWNER)
             self.stdout.write(f"created kit {kit.id}")
         self.stdout.write(
             self.style.SUCCESS("Demo data ready: admin/admin (staff), grower/grower (owns the demo kits).")

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from kits import services
+from kits import provisioning
 
 
 class Command(BaseCommand):
@@ -15,5 +15,5 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if not getattr(settings, "DEMO_DATA_ALLOWED", False):
             raise CommandError("This forgets real AWS resources: it is for local settings only.")
-        queued = services.kits_provisioning_restart_local()
+        queued = provisioning.kits_provisioning_restart_local()
         self.stdout.write(self.style.SUCCESS(f"Queued {len(queued)} kit(s) for provisioning on the local AWS."))

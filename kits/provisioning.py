@@ -1,223 +1,40 @@
-"""Every write to the kit registry. Views, the admin and commands call these, never the ORM."""
+"""A kit's AWS IoT side, driven to where it should be: provisioning, certificate rotation and
+decommissioning (the state machine of docs/provisioning.md), the requests admins make for them,
+the sweep that queues lost work again, and the log of bundle downloads.
+
+kit_provision, kit_certificate_rotate and kit_decommission are each run by a Celery task
+(kits/tasks.py). Every step's result is saved before the next step starts and every AWS call is
+idempotent, so running any of them again, after a crash at any point, finishes the job with one
+thing and one active certificate. Admins ask for work with the *_request / *_retry services, which
+queue the task on commit.
+"""
 
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
-from . import aws_iot, bundles
+from . import aws_iot, bundles, tasks
 from .certificates import CertificateAuthority, device_certificate_issue, project_authority
 from .exceptions import (
     KitBusy,
-    KitInvalid,
     KitNotFound,
     KitStateConflict,
-    MemberNotFound,
     ProvisioningMisconfigured,
     ProvisioningPermanentError,
 )
 from .iot_policy import account_of_arn, kit_policy_document, kit_topics, thing_name_for
-from .models import (
-    BundleDownload,
-    Kit,
-    KitCertificate,
-    Membership,
-    ProvisioningStatus,
-    Role,
-    Sensor,
-    kit_id_generate,
-)
+from .models import BundleDownload, Kit, KitCertificate, ProvisioningStatus
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SensorSpec:
-    key: str
-    quantity: str
-    unit: str
-    min_value: float | None = None
-    max_value: float | None = None
-
-
-def kit_register(
-    *,
-    name: str,
-    id: str | None = None,
-    description: str = "",
-    admin_email: str = "",
-    public: bool = False,
-    sensors: Iterable[SensorSpec] = (),
-) -> Kit:
-    """Register a new kit with its sensors. Without an id, a fresh random one is generated.
-    Its provisioning on AWS IoT is queued once the registration commits."""
-    sensors = list(sensors)
-    _check_sensor_keys_unique(sensors)
-    for _ in range(5):
-        kit_id = id or kit_id_generate()
-        kit = Kit(
-            id=kit_id,
-            name=name,
-            description=description,
-            admin_email=admin_email,
-            public=public,
-            provisioning_status=ProvisioningStatus.PENDING,
-            provisioning_status_changed_at=timezone.now(),
-        )
-        _full_clean(kit)
-        try:
-            with transaction.atomic():
-                if Kit.objects.filter(pk=kit_id).exists():
-                    raise IntegrityError
-                kit.save(force_insert=True)
-                _sensors_replace(kit, sensors)
-            _enqueue_after_commit("provision", kit.id)
-            return kit
-        except IntegrityError:
-            if id:
-                raise KitInvalid({"id": [f"A kit with id '{id}' already exists."]}) from None
-            # A generated id collided (one in 4 billion): draw another.
-    raise KitInvalid({"id": ["Could not generate a free kit id; please give one."]})
-
-
-def kit_update(
-    *,
-    kit: Kit,
-    name: str | None = None,
-    description: str | None = None,
-    admin_email: str | None = None,
-    public: bool | None = None,
-    sensors: Iterable[SensorSpec] | None = None,
-) -> Kit:
-    """Change a kit's details. Given sensors replace the kit's sensors; None leaves them alone."""
-    changes = {
-        "name": name,
-        "description": description,
-        "admin_email": admin_email,
-        "public": public,
-    }
-    for field, value in changes.items():
-        if value is not None:
-            setattr(kit, field, value)
-    _full_clean(kit)
-    with transaction.atomic():
-        # Only these fields: a worker may be changing the kit's provisioning fields meanwhile.
-        kit.save(update_fields=[*changes, "updated_at"])
-        if sensors is not None:
-            sensors = list(sensors)
-            _check_sensor_keys_unique(sensors)
-            _sensors_replace(kit, sensors)
-    return kit
-
-
-def kit_delete(*, kit: Kit) -> None:
-    """Remove a kit from the registry with its sensors and memberships. A kit that has a thing or
-    certificate on AWS IoT must be decommissioned first, or they would be left behind, live."""
-    if kit.provisioning_status != ProvisioningStatus.DECOMMISSIONED and (
-        kit.thing_arn or kit.certificates.filter(deleted_at__isnull=True).exists()
-    ):
-        raise KitStateConflict(
-            f"Kit '{kit.id}' still has its AWS IoT thing and certificate: decommission it first "
-            "(an admin action), then delete it."
-        )
-    kit.delete()
-
-
-def _full_clean(instance, exclude=None) -> None:
-    # Uniqueness is left to the database, inside the transaction, where it cannot race.
-    try:
-        instance.full_clean(exclude=exclude, validate_unique=False)
-    except ValidationError as error:
-        raise KitInvalid(error.message_dict) from None
-
-
-def _check_sensor_keys_unique(sensors: list[SensorSpec]) -> None:
-    keys = [sensor.key for sensor in sensors]
-    duplicates = sorted({key for key in keys if keys.count(key) > 1})
-    if duplicates:
-        raise KitInvalid({"sensors": [f"Each sensor key may appear once; repeated: {', '.join(duplicates)}."]})
-
-
-def _sensors_replace(kit: Kit, sensors: list[SensorSpec]) -> None:
-    kit.sensors.all().delete()
-    rows = [Sensor(kit=kit, **vars(spec)) for spec in sensors]
-    for row in rows:
-        _full_clean(row, exclude=["kit"])
-    Sensor.objects.bulk_create(rows)
-    # Drop the prefetched list so the caller sees the new sensors.
-    getattr(kit, "_prefetched_objects_cache", {}).pop("sensors", None)
-
-
-def membership_add(*, kit: Kit, username: str, role: str) -> Membership:
-    """Give the user `username` a role in `kit`."""
-    user = _user_by_username(username)
-    with transaction.atomic():
-        membership, created = Membership.objects.get_or_create(kit=kit, user=user, defaults={"role": role})
-        if not created:
-            raise KitInvalid(
-                {"username": [f"'{username}' is already a {membership.role} of this kit; change the role instead."]}
-            )
-    return membership
-
-
-def membership_change_role(*, kit: Kit, username: str, role: str) -> Membership:
-    """Change a member's role. The last owner cannot step down: add another owner first."""
-    with transaction.atomic():
-        membership = _membership_for_update(kit, username)
-        if membership.role == Role.OWNER and role != Role.OWNER:
-            _check_not_last_owner(kit)
-        membership.role = role
-        membership.save(update_fields=["role"])
-    return membership
-
-
-def membership_remove(*, kit: Kit, username: str) -> None:
-    """Take a user's access to a kit away. The last owner cannot be removed."""
-    with transaction.atomic():
-        membership = _membership_for_update(kit, username)
-        if membership.role == Role.OWNER:
-            _check_not_last_owner(kit)
-        membership.delete()
-
-
-def _membership_for_update(kit: Kit, username: str) -> Membership:
-    try:
-        return Membership.objects.select_for_update().get(kit=kit, user__username=username)
-    except Membership.DoesNotExist:
-        raise MemberNotFound(kit.id, username) from None
-
-
-def _check_not_last_owner(kit: Kit) -> None:
-    owners = Membership.objects.select_for_update().filter(kit=kit, role=Role.OWNER)
-    if owners.count() <= 1:
-        raise KitInvalid({"role": ["A kit keeps at least one owner: make someone else owner first."]})
-
-
-def _user_by_username(username: str):
-    User = get_user_model()
-    try:
-        return User.objects.get(username=username, is_active=True)
-    except User.DoesNotExist:
-        raise KitInvalid({"username": [f"There is no active user '{username}'."]}) from None
-
-
-# --- Provisioning on AWS IoT --------------------------------------------------------------------
-# A kit's AWS side is driven to where it should be by kit_provision, kit_certificate_rotate and
-# kit_decommission, each run by a Celery task (kits/tasks.py). Every step's result is saved
-# before the next step starts and every AWS call is idempotent, so running any of them again,
-# after a crash at any point, finishes the job with one thing and one active certificate.
-# Admins ask for work with the *_request / *_retry services, which queue a task on commit.
 
 
 def kit_provision(*, kit_id: str) -> Kit:
@@ -227,7 +44,7 @@ def kit_provision(*, kit_id: str) -> Kit:
 
     Raises ProvisioningTransientError (retry later; the kit stays `provisioning`) or
     ProvisioningPermanentError (the kit is now `failed`, with the reason)."""
-    with _kit_held(kit_id) as kit:
+    with kit_held(kit_id) as kit:
         if kit.provisioning_status == ProvisioningStatus.DECOMMISSIONED or kit.decommission_requested_at:
             return kit  # retiring wins: kit_decommission does that work
         _run_recording_failure(kit, "Provisioning", _provisioning_converge, done=ProvisioningStatus.ACTIVE)
@@ -245,7 +62,7 @@ def kit_certificate_rotation_request(*, kit_id: str) -> Kit:
             )
         kit.certificate_rotation_requested_at = timezone.now()
         _status_set(kit, ProvisioningStatus.PENDING, extra_fields=["certificate_rotation_requested_at"])
-        _enqueue_after_commit("rotate_certificate", kit.id)
+        tasks.kit_certificate_rotate_task.delay_on_commit(kit.id)
     return kit
 
 
@@ -254,7 +71,7 @@ def kit_certificate_rotate(*, kit_id: str) -> Kit:
     certificate deactivated and detached from the thing and the policy (kept, inactive, on AWS
     IoT for the record). Without an outstanding request it does nothing, so running it twice
     rotates once."""
-    with _kit_held(kit_id) as kit:
+    with kit_held(kit_id) as kit:
         if kit.certificate_rotation_requested_at is None or kit.decommission_requested_at:
             return kit
         _run_recording_failure(kit, "Certificate rotation", _provisioning_converge, done=ProvisioningStatus.ACTIVE)
@@ -269,7 +86,7 @@ def kit_decommission_request(*, kit_id: str) -> Kit:
             raise KitStateConflict(f"Kit '{kit.id}' is already decommissioned.")
         kit.decommission_requested_at = kit.decommission_requested_at or timezone.now()
         _status_set(kit, ProvisioningStatus.PENDING, extra_fields=["decommission_requested_at"])
-        _enqueue_after_commit("decommission", kit.id)
+        tasks.kit_decommission_task.delay_on_commit(kit.id)
     return kit
 
 
@@ -277,7 +94,7 @@ def kit_decommission(*, kit_id: str) -> Kit:
     """Retire the kit from AWS IoT: every certificate deactivated, detached from the thing and
     the policy, and deleted; the thing deleted; the bundles deleted. The kit stays in the
     registry, `decommissioned`, with its telemetry. Resumable like kit_provision."""
-    with _kit_held(kit_id) as kit:
+    with kit_held(kit_id) as kit:
         if kit.provisioning_status == ProvisioningStatus.DECOMMISSIONED:
             return kit
         if kit.decommission_requested_at is None:
@@ -295,7 +112,8 @@ def kit_provisioning_retry(*, kit_id: str) -> Kit:
         if kit.provisioning_status != ProvisioningStatus.FAILED:
             raise KitStateConflict(f"Kit '{kit.id}' is {kit.provisioning_status}, not failed: nothing to retry.")
         _status_set(kit, ProvisioningStatus.PENDING)
-        _enqueue_after_commit("decommission" if kit.decommission_requested_at else "provision", kit.id)
+        task = tasks.kit_decommission_task if kit.decommission_requested_at else tasks.kit_provision_task
+        task.delay_on_commit(kit.id)
     return kit
 
 
@@ -330,11 +148,11 @@ def kits_provisioning_sweep() -> list[str]:
     queued = []
     for kit_id, decommission_requested_at, rotation_requested_at in kits:
         if decommission_requested_at:
-            work = "decommission"
+            task = tasks.kit_decommission_task
         elif rotation_requested_at:
-            work = "rotate_certificate"
+            task = tasks.kit_certificate_rotate_task
         else:
-            work = "provision"
+            task = tasks.kit_provision_task
         # Restart the kit's clock: the next sweeps leave it to the worker for another
         # PROVISIONING_STALE_SECONDS instead of queueing it again every time while it waits.
         with transaction.atomic():
@@ -344,7 +162,7 @@ def kits_provisioning_sweep() -> list[str]:
                 .update(provisioning_status_changed_at=timezone.now())
             )
             if restarted:  # else a worker took it meanwhile
-                _enqueue_after_commit(work, kit_id)
+                task.delay_on_commit(kit_id)
                 queued.append(kit_id)
     return queued
 
@@ -364,6 +182,7 @@ def _provisioning_converge(kit: Kit) -> None:
     if (kit.thing_name, kit.thing_arn) != (thing.name, thing.arn):
         kit.thing_name, kit.thing_arn = thing.name, thing.arn
         kit.save(update_fields=["thing_name", "thing_arn"])
+    _lease_check(kit)
     certificate = _certificate_in_setup(kit)
     if certificate is None and _needs_new_certificate(kit):
         certificate = _certificate_issue(kit)
@@ -372,6 +191,7 @@ def _provisioning_converge(kit: Kit) -> None:
     for older in kit.certificates.filter(activated_at__isnull=False, deactivated_at__isnull=True).exclude(
         aws_certificate_id=kit.certificate_id
     ):
+        _lease_check(kit)
         _certificate_retire(kit.thing_name, older)
     if kit.certificate_rotation_requested_at is not None:
         kit.certificate_rotation_requested_at = None
@@ -428,11 +248,13 @@ def _certificate_issue(kit: Kit) -> KitCertificate:
 
 
 def _certificate_set_up(kit: Kit, certificate: KitCertificate) -> None:
+    _lease_check(kit)
     if certificate.registered_at is None:
         registered = aws_iot.certificate_register(certificate_pem=certificate.certificate_pem)
         certificate.aws_certificate_id, certificate.aws_certificate_arn = registered.certificate_id, registered.arn
         certificate.registered_at = timezone.now()
         certificate.save(update_fields=["aws_certificate_id", "aws_certificate_arn", "registered_at"])
+        _lease_check(kit)
     if certificate.policy_attached_at is None:
         document = kit_policy_document(
             region=settings.AWS_REGION, account_id=account_of_arn(certificate.aws_certificate_arn)
@@ -441,10 +263,12 @@ def _certificate_set_up(kit: Kit, certificate: KitCertificate) -> None:
         aws_iot.policy_attach(name=settings.IOT_POLICY_NAME, certificate_arn=certificate.aws_certificate_arn)
         certificate.policy_attached_at = timezone.now()
         certificate.save(update_fields=["policy_attached_at"])
+        _lease_check(kit)
     if certificate.thing_attached_at is None:
         aws_iot.thing_principal_attach(thing_name=kit.thing_name, certificate_arn=certificate.aws_certificate_arn)
         certificate.thing_attached_at = timezone.now()
         certificate.save(update_fields=["thing_attached_at"])
+        _lease_check(kit)
     with transaction.atomic():
         certificate.activated_at = timezone.now()
         certificate.save(update_fields=["activated_at"])
@@ -466,6 +290,7 @@ def _certificate_retire(thing_name: str, certificate: KitCertificate) -> None:
 def _decommission_converge(kit: Kit) -> None:
     thing_name = kit.thing_name or thing_name_for(kit.id)
     for certificate in kit.certificates.filter(deleted_at__isnull=True):
+        _lease_check(kit)
         if not certificate.aws_certificate_arn:
             # It may have been registered by an attempt that crashed before saving the answer.
             # Registering again is how AWS tells us its id (or registers it, to delete it now).
@@ -480,6 +305,7 @@ def _decommission_converge(kit: Kit) -> None:
         aws_iot.certificate_delete(certificate_id=certificate.aws_certificate_id)
         certificate.deleted_at = timezone.now()
         certificate.save(update_fields=["deleted_at"])
+    _lease_check(kit)
     # Principals attached by hand in the console would stop the thing's deletion.
     for principal in aws_iot.thing_principals(name=thing_name):
         aws_iot.thing_principal_detach(thing_name=thing_name, certificate_arn=principal)
@@ -553,57 +379,83 @@ def _kit_for_update(kit_id: str) -> Kit:
 
 
 @contextmanager
-def _kit_held(kit_id: str) -> Iterator[Kit]:
-    """Hold the kit's provisioning lease while changing its AWS side: one worker at a time.
-    A lease is a conditional UPDATE rather than a row lock, so no transaction stays open
-    across AWS calls."""
+def kit_held(kit_id: str) -> Iterator[Kit]:
+    """Hold the kit's provisioning lease while changing its AWS side (or deleting the kit): one
+    worker at a time. KitBusy while another holds it. A lease is a conditional UPDATE rather than
+    a row lock, so no transaction stays open across AWS calls.
+
+    The lease lasts PROVISIONING_LEASE_SECONDS and is renewed every third of that, from a thread
+    of its own, as long as it is held: it never lapses under a live worker, however long one AWS
+    call takes, while a worker that dies stops renewing it and another takes over once it lapses.
+    The steps check it too (_lease_check): a worker whose lease was taken over stops."""
     token = secrets.token_hex(16)
-    now = timezone.now()
     claimed = (
         Kit.objects.filter(pk=kit_id)
-        .filter(Q(provisioning_lease_expires_at__isnull=True) | Q(provisioning_lease_expires_at__lt=now))
-        .update(
-            provisioning_lease_token=token,
-            provisioning_lease_expires_at=now + timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS),
-        )
+        .filter(Q(provisioning_lease_expires_at__isnull=True) | Q(provisioning_lease_expires_at__lt=timezone.now()))
+        .update(provisioning_lease_token=token, provisioning_lease_expires_at=_lease_expiry())
     )
     if not claimed:
         if not Kit.objects.filter(pk=kit_id).exists():
             raise KitNotFound(kit_id)
         raise KitBusy(f"Another worker is working on kit '{kit_id}' right now.")
+    # Inside a transaction (kit_delete) no other worker sees the lease before the commit, and the
+    # claim's row lock holds them off until then: nothing to renew, and a renewal from another
+    # connection would wait for that lock.
+    renewal = None if transaction.get_connection().in_atomic_block else _LeaseRenewal(kit_id, token)
+    if renewal:
+        renewal.start()
     try:
         yield Kit.objects.get(pk=kit_id)
     finally:
+        if renewal:
+            renewal.stop()
         Kit.objects.filter(pk=kit_id, provisioning_lease_token=token).update(
             provisioning_lease_token="", provisioning_lease_expires_at=None
         )
 
 
-def _enqueue_after_commit(work: str, kit_id: str) -> None:
-    """Queue the task for `work` once the current transaction commits (at once outside one).
-    If the broker is down the error is logged rather than failing the admin's request: the
-    provisioning sweep queues the kit again later."""
-    from . import tasks  # tasks import this module
+def _lease_expiry() -> datetime:
+    return timezone.now() + timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS)
 
-    task, what = {
-        "provision": (tasks.kit_provision_task, "provisioning"),
-        "rotate_certificate": (tasks.kit_certificate_rotate_task, "certificate rotation"),
-        "decommission": (tasks.kit_decommission_task, "decommissioning"),
-    }[work]
 
-    def enqueue() -> None:
+def _lease_renew(kit_id: str, token: str) -> bool:
+    """Extend the lease if `token` still holds it; False if it does not (released or taken over)."""
+    renewed = Kit.objects.filter(pk=kit_id, provisioning_lease_token=token).update(
+        provisioning_lease_expires_at=_lease_expiry()
+    )
+    return bool(renewed)
+
+
+def _lease_check(kit: Kit) -> None:
+    """Before each step: renew the lease, or stop if another worker has taken the kit over (this
+    one could not renew in time, say the database was out of reach), so two never work at once."""
+    if not _lease_renew(kit.pk, kit.provisioning_lease_token):
+        raise KitBusy(f"Kit '{kit.id}' was taken over by another worker while this one waited; this one stops.")
+
+
+class _LeaseRenewal(threading.Thread):
+    """Renews one kit's lease every third of PROVISIONING_LEASE_SECONDS until stopped."""
+
+    def __init__(self, kit_id: str, token: str):
+        super().__init__(name=f"lease-renewal-{kit_id}", daemon=True)
+        self.kit_id, self.token = kit_id, token
+        self.interval = settings.PROVISIONING_LEASE_SECONDS / 3
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
         try:
-            task.delay(kit_id)
-        except OperationalError as error:  # the broker is unreachable
-            logger.warning(
-                "Could not queue the %s of kit %s: the Celery broker is unreachable (%s). The provisioning "
-                "sweep queues it again once the broker is back.",
-                what,
-                kit_id,
-                error,
-            )
+            while not self._stopped.wait(self.interval):
+                try:
+                    if not _lease_renew(self.kit_id, self.token):
+                        return  # released or taken over: _lease_check stops the worker at its next step
+                except DatabaseError as error:
+                    logger.warning("Could not renew the lease on kit %s (%s); trying again.", self.kit_id, error)
+        finally:
+            connections.close_all()  # this thread's own connections
 
-    transaction.on_commit(enqueue, robust=True)  # robust: any other failure is logged, never the admin's
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join()
 
 
 def kits_provisioning_restart_local() -> list[str]:
@@ -620,7 +472,7 @@ def kits_provisioning_restart_local() -> list[str]:
             kit.thing_arn = kit.certificate_id = kit.certificate_arn = ""
             kit.certificate_rotation_requested_at = None
             kit.provisioning_lease_token, kit.provisioning_lease_expires_at = "", None
-            work = "decommission" if kit.decommission_requested_at else "provision"
+            task = tasks.kit_decommission_task if kit.decommission_requested_at else tasks.kit_provision_task
             _status_set(
                 kit,
                 ProvisioningStatus.PENDING,
@@ -633,33 +485,6 @@ def kits_provisioning_restart_local() -> list[str]:
                     "provisioning_lease_expires_at",
                 ],
             )
-            _enqueue_after_commit(work, kit.id)
+            task.delay_on_commit(kit.id)
         queued.append(kit.id)
     return queued
-
-
-@dataclass(frozen=True)
-class KitSighting:
-    """A kit was heard from at `at`, from `ip_address` if its message said."""
-
-    kit_id: str
-    at: datetime
-    ip_address: str | None = None
-
-
-def kits_seen_record(*, sightings: Iterable[KitSighting]) -> None:
-    """Move each kit's last-seen time forward (never back: messages arrive out of order after an
-    outage) and keep the IP address it reported most recently."""
-    newest: dict[str, KitSighting] = {}
-    newest_with_ip: dict[str, KitSighting] = {}
-    for sighting in sightings:
-        for table in (newest, newest_with_ip) if sighting.ip_address else (newest,):
-            if sighting.kit_id not in table or sighting.at > table[sighting.kit_id].at:
-                table[sighting.kit_id] = sighting
-    with transaction.atomic():  # one commit for the whole batch of kits
-        for kit_id, sighting in newest.items():
-            Kit.objects.filter(pk=kit_id).filter(Q(last_seen__isnull=True) | Q(last_seen__lt=sighting.at)).update(
-                last_seen=sighting.at
-            )
-        for kit_id, sighting in newest_with_ip.items():
-            Kit.objects.filter(pk=kit_id).exclude(ip_address=sighting.ip_address).update(ip_address=sighting.ip_address)
