@@ -19,6 +19,7 @@ from .serializers import (
     MemberInputSerializer,
     MemberOutputSerializer,
     MemberRoleInputSerializer,
+    kit_output_data,
 )
 
 FORBIDDEN = OpenApiResponse(ErrorSerializer, description="You may see this kit but not do this to it.")
@@ -39,7 +40,7 @@ def _kit_to_manage(request, kit_id: str):
 
 def _kit_output(request, kit) -> dict:
     kit = selectors.kit_get_visible(user=request.user, kit_id=kit.id)  # fresh, with the caller's role
-    return KitOutputSerializer(kit, context={"request": request}).data
+    return kit_output_data(kit, user=request.user)
 
 
 class KitListApi(GenericAPIView):
@@ -55,7 +56,7 @@ class KitListApi(GenericAPIView):
     def get(self, request):
         kits = selectors.kits_visible_to(request.user)
         page = self.paginate_queryset(kits)
-        data = KitOutputSerializer(page, many=True, context={"request": request}).data
+        data = [kit_output_data(kit, user=request.user) for kit in page]
         return self.get_paginated_response(data)
 
     @extend_schema(
@@ -95,7 +96,7 @@ class KitDetailApi(APIView):
     )
     def get(self, request, id: str):
         kit = selectors.kit_get_visible(user=request.user, kit_id=id)
-        return Response(KitOutputSerializer(kit, context={"request": request}).data)
+        return Response(kit_output_data(kit, user=request.user))
 
     @extend_schema(
         operation_id="kits_partial_update",
