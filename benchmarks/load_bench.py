@@ -166,6 +166,16 @@ def prepare_data(kits: int) -> str:
     return AuthToken.objects.create(grower)[1]
 
 
+def _redis_answers() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def wrk(url: str, *, seconds: int, connections: int, token: str | None) -> dict:
     command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if token:
@@ -197,6 +207,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers")
     parser.add_argument("--kits", type=int, default=100)
     parser.add_argument("--database-url", default="", help="default: a fresh SQLite file under var/bench/load/")
+    parser.add_argument(
+        "--cache-url",
+        default="",
+        help="where the API's request rates are counted; default: Redis on 127.0.0.1:6379 (db 12) if it "
+        "answers, as docs/production.md advises, else the database",
+    )
     arguments = parser.parse_args()
 
     if not shutil.which("wrk"):
@@ -214,10 +230,14 @@ def main() -> None:
             CELERY_BROKER_URL=f"sqla+sqlite:///{work / 'broker.sqlite3'}",  # registrations queue here, unread
             IOT_CA_DIR=str(work / "ca"),
             DYNAMODB_TABLE_PREFIX="load-",
-            # The API's request rates counted as in production (in the database: CACHES), never
-            # reached by the benchmark's one client.
+            # The API's request rates counted as in production, never reached by the benchmark's
+            # one client.
             **{f"API_THROTTLE_{scope}_RATE": "100000/second" for scope in ("ANON", "USER", "DATA", "DATA_CSV")},
         )
+        cache_url = arguments.cache_url or ("redis://127.0.0.1:6379/12" if _redis_answers() else "")
+        if cache_url:
+            os.environ["CACHE_URL"] = cache_url
+        print(f"Request rates counted in {cache_url or 'the database'}.", flush=True)
         import django
 
         django.setup()
