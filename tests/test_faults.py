@@ -29,7 +29,7 @@ from kits.models import Kit, ProvisioningStatus
 from localdev.ports import free_port
 from localdev.redis import RedisServer
 from tests.conftest import _database_url_of
-from tests.support import admin_kit_add_form, wait_until
+from tests.support import ProcessGroup, admin_kit_add_form, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -48,17 +48,14 @@ class Stack:
         self.env = env
         self.redis = redis
         self.web_url = ""
-        self.running: list[subprocess.Popen] = []
-        self.started = 0
+        self.processes = ProcessGroup(tmp_path, env)
+
+    @property
+    def running(self) -> list[subprocess.Popen]:
+        return self.processes.running
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen:
-        self.started += 1
-        log_path = self.tmp_path / f"{self.started:02d}-{name}.log"
-        with open(log_path, "w") as log:
-            process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        process.log_path = log_path
-        self.running.append(process)
-        return process
+        return self.processes.start(name, command)
 
     def start_web(self) -> None:
         port = free_port()
@@ -75,7 +72,7 @@ class Stack:
         worker = self.start(
             "worker",
             [sys.executable, "-m", "celery", "-A", "astroplant_site", "worker", "--pool=solo", "--loglevel=INFO"]
-            + ["--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"fault-{self.started}@%h"],
+            + ["--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"fault-{len(self.running)}@%h"],
         )
         wait_until(
             lambda: " ready." in worker.log_path.read_text() or worker.poll() is not None,
@@ -93,18 +90,10 @@ class Stack:
         )
 
     def logs(self, name: str) -> str:
-        return "".join(p.log_path.read_text() for p in self.running if p.log_path.name.endswith(f"-{name}.log"))
+        return self.processes.logs(name)
 
     def stop_all(self) -> None:
-        for process in self.running:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.running:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        self.processes.stop_all()
 
 
 def _answers(url: str) -> bool:
@@ -236,8 +225,8 @@ def test_a_worker_killed_ten_times_during_provisioning_leaves_one_thing_and_one_
     for target in [*KILL_AFTER, *KILL_AFTER][:10]:
         worker = stack.start_worker()
         killed_at.append(kill_when_a_kit_reaches(target, worker))
-    # Then, once a worker runs again, every kit becomes active
-    time.sleep(VISIBILITY_SECONDS)  # the killed workers' messages are handed out again after this
+    # Then, once a worker runs again, every kit becomes active (the killed workers' messages are
+    # handed out again once VISIBILITY_SECONDS have passed)
     stack.start_worker()
     wait_until(
         lambda: Kit.objects.filter(pk__in=kit_ids, provisioning_status=ProvisioningStatus.ACTIVE).count() == 20,
@@ -308,8 +297,13 @@ def test_a_kit_saved_in_the_admin_while_redis_is_down_is_provisioned_once_when_i
     # Then beat's sweep queues the kit again and the worker provisions it
     kit = _wait_for_status(kit_id, ProvisioningStatus.ACTIVE, timeout=90)
     assert "Sending due task kits-provisioning-sweep" in stack.logs("beat")
-    # exactly once, even as the sweep keeps running
-    time.sleep(3 * SWEEP_SECONDS + 1)
+    # exactly once, even as the sweep keeps running: three more sweeps change nothing
+    sweeps = stack.logs("beat").count("Sending due task kits-provisioning-sweep")
+    wait_until(
+        lambda: stack.logs("beat").count("Sending due task kits-provisioning-sweep") >= sweeps + 3,
+        timeout=30,
+        what="three more sweeps",
+    )
     assert stack.logs("worker").count("Task kits.provision[") == 2, stack.logs("worker")  # received, succeeded
     certificates = certificates_named(iot, {kit.thing_name})[kit.thing_name]
     assert [c["certificateId"] for c in certificates] == [kit.certificate_id]

@@ -36,7 +36,10 @@ def aws_certificates_of(iot, thing_name: str) -> dict[str, str]:
     """Every certificate registered on AWS IoT for this thing name (its common name), with its
     status: found through AWS alone, so a certificate our database forgot still counts."""
     found = {}
-    for summary in iot.list_certificates(pageSize=250)["certificates"]:
+    # Every page: moto is shared by the whole run, and an absence seen on the first page alone
+    # proves nothing.
+    summaries = [c for page in iot.get_paginator("list_certificates").paginate() for c in page["certificates"]]
+    for summary in summaries:
         pem = iot.describe_certificate(certificateId=summary["certificateId"])["certificateDescription"]
         certificate = x509.load_pem_x509_certificate(pem["certificatePem"].encode())
         names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -46,7 +49,9 @@ def aws_certificates_of(iot, thing_name: str) -> dict[str, str]:
 
 
 def things_named(iot, thing_name: str) -> list[str]:
-    return [t["thingName"] for t in iot.list_things(maxResults=250)["things"] if t["thingName"] == thing_name]
+    """The things of this name on AWS IoT, over every page of the shared moto."""
+    pages = iot.get_paginator("list_things").paginate()
+    return [t["thingName"] for page in pages for t in page["things"] if t["thingName"] == thing_name]
 
 
 def bundle_files(certificate: KitCertificate) -> dict[str, bytes]:
