@@ -37,7 +37,6 @@ import sys
 import tempfile
 import time
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,36 +44,9 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.figures import figures_print  # noqa: E402
 from localdev.moto import MotoServer  # noqa: E402
+from telemetry.dynamodb_sizes import item_size, value_size, write_units  # noqa: E402 (pure: no Django)
 
 SENSOR_COUNT = 4
-
-
-def item_size(item: dict) -> int:
-    """An item's size by DynamoDB's rules: names plus values; numbers take one byte per two
-    significant digits plus one; maps and lists 3 bytes plus one per element."""
-    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
-
-
-def value_size(value: dict) -> int:
-    ((kind, content),) = value.items()
-    if kind == "S":
-        return len(content.encode())
-    if kind == "N":
-        digits = Decimal(content).normalize().as_tuple().digits
-        return math.ceil(len(digits) / 2) + 1
-    if kind == "B":
-        return len(content)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "M":
-        return 3 + sum(len(name.encode()) + 1 + value_size(v) for name, v in content.items())
-    if kind == "L":
-        return 3 + sum(1 + value_size(v) for v in content)
-    return sum(len(v.encode()) for v in content)  # sets
-
-
-def write_units(item: dict) -> int:
-    return max(1, math.ceil(item_size(item) / 1024))
 
 
 class WriteUnitMeter:

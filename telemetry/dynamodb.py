@@ -14,7 +14,6 @@ and counts the write units it spends (`write_units_spent`).
 import contextlib
 import functools
 import logging
-import math
 import random
 import threading
 import time
@@ -31,6 +30,7 @@ from pynamodb.constants import PAY_PER_REQUEST_BILLING_MODE
 from pynamodb.exceptions import PutError, PynamoDBException
 from pynamodb.models import Model
 
+from .dynamodb_sizes import item_size, write_units
 from .exceptions import RollupNotStorable, TelemetryUnavailable
 from .models import MODELS, RawReading, RollupPeriod
 from .timebuckets import day_name
@@ -235,30 +235,6 @@ def number_problem(value: float) -> str | None:
     return None
 
 
-def item_size(item: dict) -> int:
-    """An item's size by DynamoDB's rules: attribute names plus values; a number takes one byte
-    per two significant digits plus one; a map 3 bytes plus one per element."""
-    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
-
-
-def _value_size(value: dict) -> int:
-    ((kind, content),) = value.items()
-    if kind == "S":
-        return len(content.encode())
-    if kind == "N":
-        digits = Decimal(content).normalize().as_tuple().digits
-        return math.ceil(len(digits) / 2) + 1
-    if kind == "B":
-        return len(content)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "M":
-        return 3 + sum(len(name.encode()) + 1 + _value_size(v) for name, v in content.items())
-    if kind == "L":
-        return 3 + sum(1 + _value_size(v) for v in content)
-    return sum(len(v.encode()) if isinstance(v, str) else len(v) for v in content)  # sets
-
-
 _write_units_lock = threading.Lock()
 _write_units_spent = 0
 
@@ -266,7 +242,7 @@ _write_units_spent = 0
 def count_write_units(item: dict) -> None:
     """Adds what writing `item` costs (one unit per started KB) to this process's total."""
     global _write_units_spent
-    units = max(1, math.ceil(item_size(item) / 1024))
+    units = write_units(item)
     with _write_units_lock:
         _write_units_spent += units
 
