@@ -1,6 +1,8 @@
 """The kit API: `/kits`, `/kits/{id}` and `/kits/{id}/members`. Each view parses its input, calls
 one selector or service, and shapes the output; permission scoping lives in the selectors."""
 
+from types import SimpleNamespace
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated
@@ -54,9 +56,12 @@ class KitListApi(GenericAPIView):
         responses={200: KitOutputSerializer(many=True), 400: BAD_INPUT, 404: NOT_FOUND},
     )
     def get(self, request):
-        kits = selectors.kits_visible_to(request.user)
-        page = self.paginate_queryset(kits)
-        data = [kit_output_data(kit, user=request.user) for kit in page]
+        page = self.paginate_queryset(selectors.kits_listed_for(request.user))
+        sensors = selectors.sensors_of_kits(kit_ids=[row["id"] for row in page])
+        data = [
+            kit_output_data(SimpleNamespace(**row), user=request.user, sensors=sensors.get(row["id"], []))
+            for row in page
+        ]
         return self.get_paginated_response(data)
 
     @extend_schema(

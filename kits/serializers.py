@@ -8,7 +8,7 @@ from astroplant_site.api import JsonBodySerializer
 
 from .models import KIT_ID_MAX_LENGTH, Kit, Membership, ProvisioningStatus, Quantity, Role, kit_id_validator
 from .registry import SensorSpec
-from .selectors import kit_can_manage, kit_can_see_private_details
+from .selectors import SENSOR_LISTING_FIELDS, kit_can_manage, kit_can_see_private_details
 
 MAX_SENSORS_PER_KIT = 32
 
@@ -130,10 +130,15 @@ class KitOutputSerializer(serializers.Serializer):
         }
 
 
-def kit_output_data(kit: Kit, *, user) -> dict:
+def kit_output_data(kit, *, user, sensors: list[dict] | None = None) -> dict:
     """What KitOutputSerializer makes of `kit` for `user`, built directly. DRF's field-by-field
     serialisation of a page of 50 kits and their sensors was most of GET /kits; the serializer
-    stays the schema's source, and a test holds the two equal for every kind of caller."""
+    stays the schema's source, and a test holds the two equal for every kind of caller.
+
+    `kit` is a Kit, or a row of selectors.kits_listed_for with attribute access; `sensors` its
+    sensors as rows of selectors.sensors_of_kits (default: the Kit's own)."""
+    if sensors is None:
+        sensors = [{name: getattr(sensor, name) for name in SENSOR_LISTING_FIELDS} for sensor in kit.sensors.all()]
     private = kit_can_see_private_details(user=user, kit=kit)
     return {
         "id": kit.id,
@@ -147,13 +152,13 @@ def kit_output_data(kit: Kit, *, user) -> dict:
         "public": kit.public,
         "sensors": [
             {
-                "key": sensor.key,
-                "quantity": sensor.quantity,
-                "unit": sensor.unit,
-                "min_value": None if sensor.min_value is None else float(sensor.min_value),
-                "max_value": None if sensor.max_value is None else float(sensor.max_value),
+                "key": sensor["key"],
+                "quantity": sensor["quantity"],
+                "unit": sensor["unit"],
+                "min_value": None if sensor["min_value"] is None else float(sensor["min_value"]),
+                "max_value": None if sensor["max_value"] is None else float(sensor["max_value"]),
             }
-            for sensor in kit.sensors.all()
+            for sensor in sensors
         ],
         "last_seen": _datetime_text(kit.last_seen),
         "provisioning_status": kit.provisioning_status if kit_can_manage(user=user, kit=kit) else None,

@@ -39,3 +39,23 @@ def test_the_kit_json_built_directly_is_what_the_serializer_makes(users, private
         expected = KitOutputSerializer(kit, context={"request": SimpleNamespace(user=user)}).data
         assert kit_output_data(kit, user=user) == expected
         assert list(kit_output_data(kit, user=user)) == list(expected)  # the same order of keys
+
+
+@pytest.mark.parametrize("caller", ["anonymous", "nonmember", "viewer", "owner", "staff"])
+def test_the_kit_list_read_as_plain_rows_is_what_the_serializer_makes(
+    users, private_kit, public_kit, odd_kit, make_client, caller
+):
+    # given every kind of caller, and kits with and without what a kit may lack
+    user = None if caller == "anonymous" else users[caller]
+
+    # when they list their kits (read as rows, sensors for the page in one query)
+    response = make_client(user).get("/kits?page_size=200")
+
+    # then each kit is exactly what the serializer makes of the model, in the same order
+    assert response.status_code == 200
+    caller_user = AnonymousUser() if user is None else user
+    expected = [
+        KitOutputSerializer(kit, context={"request": SimpleNamespace(user=caller_user)}).data
+        for kit in selectors.kits_visible_to(caller_user)
+    ]
+    assert response.json()["results"] == expected
