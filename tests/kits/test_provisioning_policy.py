@@ -11,7 +11,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from kits import provisioning, registry
 from kits.iot_policy import THING_NAME_VARIABLE, kit_policy_document
-from tests.support import unpack_bundle
+from tests.support import unpack_bundle, wait_until
 
 pytestmark = [pytest.mark.integration]
 
@@ -59,9 +59,9 @@ class MqttClient:
         self.client.loop_start()
         assert self.connected.wait(10), f"{client_id} could not connect"
 
-    def publish(self, topic: str) -> str:
+    def publish(self, topic: str, payload: bytes = b'{"temperature": 21.5}') -> str:
         """Publish with QoS 1 and return the broker's answer: 'Success' or 'Not authorized'."""
-        info = self.client.publish(topic, b'{"temperature": 21.5}', qos=1)
+        info = self.client.publish(topic, payload, qos=1)
         deadline = time.monotonic() + 10
         while info.mid not in self.publish_results and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -90,8 +90,11 @@ def connect_as_kit(folder: Path, config: dict, client_id: str | None = None) -> 
     )
 
 
-def settle() -> None:
-    time.sleep(0.3)  # long enough for mosquitto on this machine to route a message
+SENTINEL = b'{"sentinel": 1}'
+
+
+def received(client: MqttClient, topic: str, payload: bytes | None = None) -> bool:
+    return any(t == topic and (payload is None or p == payload) for t, p in client.received)
 
 
 @pytest.fixture
@@ -129,7 +132,10 @@ def test_a_kit_publishes_only_on_its_own_topics(two_kits_on_the_broker):
 
     # When it publishes on its own topics and on kit B's
     answers = {topic: client.publish(topic) for topic in (*config_a["topics"].values(), *config_b["topics"].values())}
-    settle()
+    # and then once more on its own topic: the broker keeps one client's messages in order, so
+    # once the observer has this one, it has had every other the broker passed on
+    client.publish(config_a["topics"]["measurements"], SENTINEL)
+    wait_until(lambda: received(observer, config_a["topics"]["measurements"], SENTINEL), what="the last message")
     client.close()
 
     # Then the broker accepts exactly its own measurements and status, and refuses the rest
@@ -141,7 +147,7 @@ def test_a_kit_publishes_only_on_its_own_topics(two_kits_on_the_broker):
         config_b["topics"]["status"]: "Not authorized",
         config_b["topics"]["config"]: "Not authorized",
     }
-    assert sorted(topic for topic, _ in observer.received) == sorted(
+    assert sorted(topic for topic, payload in observer.received if payload != SENTINEL) == sorted(
         [config_a["topics"]["measurements"], config_a["topics"]["status"]]
     )
 
@@ -167,7 +173,8 @@ def test_a_kit_receives_only_its_own_config(two_kits_on_the_broker, mosquitto_br
     )
     assert cloud.publish(config_b["topics"]["config"]) == "Success"
     assert cloud.publish(config_a["topics"]["config"]) == "Success"
-    settle()
+    # kit B's went first, from the same client: once kit A has its own, B's had its chance
+    wait_until(lambda: received(kit_a, config_a["topics"]["config"]), what="kit A's config")
     cloud.close()
     kit_a.close()
 
@@ -183,13 +190,13 @@ def test_a_kit_cannot_take_over_another_kits_session(two_kits_on_the_broker):
 
     # When kit A connects claiming kit B's client id
     impostor = connect_as_kit(folder_a, config_a, client_id=config_b["mqtt"]["client_id"])
-    settle()
 
-    # Then kit B stays connected (the broker gave A its own certificate's name), and A still
-    # cannot speak on B's topics
-    assert not kit_b.disconnected.is_set()
+    # Then A still cannot speak on B's topics, and kit B stays connected (the broker gave A its
+    # own certificate's name): B's publication goes through on its first connection, answered
+    # after the broker dealt with A's
     assert impostor.publish(config_b["topics"]["measurements"]) == "Not authorized"
     assert kit_b.publish(config_b["topics"]["measurements"]) == "Success"
+    assert not kit_b.disconnected.is_set()
     impostor.close()
     kit_b.close()
 
@@ -213,8 +220,10 @@ def test_the_kit_agents_sdk_connects_with_the_bundle_and_checks_the_brokers_name
     # When it connects (verifying the broker's certificate and host name) and publishes
     assert client.connect(keepAliveIntervalSecond=30)
     assert client.publish(config["topics"]["measurements"], '{"temperature": 21.5}', 1)
-    settle()
-    client.disconnect()
 
     # Then its reading went through the broker
-    assert (config["topics"]["measurements"], b'{"temperature": 21.5}') in observer.received
+    wait_until(
+        lambda: received(observer, config["topics"]["measurements"], b'{"temperature": 21.5}'),
+        what="the reading at the observer",
+    )
+    client.disconnect()
