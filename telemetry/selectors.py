@@ -28,7 +28,7 @@ from .timebuckets import (
     slot_start,
     slots_decode,
     slots_decode_raw,
-    slots_encode,
+    slots_replace,
     stats_of,
 )
 
@@ -232,14 +232,8 @@ def _day_stats_fresh(kit_id: str, day: int) -> dict[str, Stats]:
         hourly = dynamodb.rollup_item_new((kit_id, period))
     hours = _pending_buckets(kit_id, RollupMark.HOUR, day, day + DAY_MS)
     if hours:
-        sensors = {sensor: slots_decode(text) for sensor, text in dynamodb.as_plain_dict(hourly.sensors).items()}
-        for hour, by_sensor in hours_stats(kit_id, hours).items():
-            slot = (hour - day) // HOUR_MS
-            for sensor_slots in sensors.values():
-                sensor_slots.pop(slot, None)
-            for sensor, stats in by_sensor.items():
-                sensors.setdefault(sensor, {})[slot] = stats
-        hourly.sensors = {sensor: slots_encode(slots) for sensor, slots in sensors.items() if slots}
+        fresh = {(hour - day) // HOUR_MS: stats for hour, stats in hours_stats(kit_id, hours).items()}
+        hourly.sensors = slots_replace(dynamodb.as_plain_dict(hourly.sensors), fresh)
     return day_totals(hourly)
 
 

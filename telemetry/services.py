@@ -1,7 +1,6 @@
 """Every telemetry write: `readings_write` stores kit readings and keeps each kit's latest values
 right, `rollups_refresh` brings their rollups up to date, `telemetry_tables_setup` prepares DynamoDB."""
 
-import copy
 import logging
 import re
 import uuid
@@ -31,8 +30,7 @@ from .timebuckets import (
     day_start,
     is_finite_number,
     period_of,
-    slots_decode,
-    slots_encode,
+    slots_replace,
     to_ms,
 )
 
@@ -364,13 +362,7 @@ def _problem_with(reading: Reading, now_ms: int) -> str | None:
 def _slots_apply(item: RollupPeriod, *, replaced: dict[int, dict[str, Stats]]) -> bool:
     """Replaces some buckets of a rollup item; False if nothing changed."""
     stored = dynamodb.as_plain_dict(item.sensors)
-    slots = {sensor: slots_decode(text) for sensor, text in stored.items()}
-    for slot, by_sensor in replaced.items():
-        for sensor_slots in slots.values():
-            sensor_slots.pop(slot, None)
-        for sensor, stats in by_sensor.items():
-            slots.setdefault(sensor, {})[slot] = copy.copy(stats)
-    encoded = {sensor: slots_encode(sensor_slots) for sensor, sensor_slots in sorted(slots.items()) if sensor_slots}
+    encoded = slots_replace(stored, replaced)
     if encoded == stored:
         return False
     item.sensors = encoded

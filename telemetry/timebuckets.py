@@ -1,6 +1,7 @@
 """Time as telemetry stores it: UTC milliseconds, day partitions, hour and day buckets, and the
 count/sum/min/max statistics of a bucket. Pure functions and values; no I/O."""
 
+import copy
 import functools
 import json
 import math
@@ -161,6 +162,19 @@ def slots_encode(slots: dict[int, Stats]) -> str:
         {str(slot): [s.count, float(f"{s.total:.12g}"), s.minimum, s.maximum] for slot, s in sorted(slots.items())},
         separators=(",", ":"),
     )
+
+
+def slots_replace(stored: dict[str, str], replaced: dict[int, dict[str, Stats]]) -> dict[str, str]:
+    """A rollup item's encoded buckets ({sensor: slots_encode(...)}) with the slots of `replaced`
+    put in place of what they held: a sensor absent from a replaced slot loses that slot, and a
+    sensor left with no slot at all is dropped."""
+    slots = {sensor: slots_decode(text) for sensor, text in stored.items()}
+    for slot, by_sensor in replaced.items():
+        for sensor_slots in slots.values():
+            sensor_slots.pop(slot, None)
+        for sensor, stats in by_sensor.items():
+            slots.setdefault(sensor, {})[slot] = copy.copy(stats)
+    return {sensor: slots_encode(sensor_slots) for sensor, sensor_slots in sorted(slots.items()) if sensor_slots}
 
 
 def is_finite_number(value) -> bool:
