@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.figures import figures_print  # noqa: E402 (the path above first)
 from localdev.moto import MotoServer  # noqa: E402
-from localdev.ports import free_port  # noqa: E402
+from localdev.ports import free_port, port_answers  # noqa: E402
 
 MEASURED_KIT = "load-kit-000"
 SENSORS = ("temperature", "humidity", "co2", "light")
@@ -166,16 +166,6 @@ def prepare_data(kits: int) -> str:
     return AuthToken.objects.create(grower)[1]
 
 
-def _redis_answers() -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def wrk(url: str, *, seconds: int, connections: int, token: str | None) -> dict:
     command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if token:
@@ -234,7 +224,7 @@ def main() -> None:
             # one client.
             **{f"API_THROTTLE_{scope}_RATE": "100000/second" for scope in ("ANON", "USER", "DATA", "DATA_CSV")},
         )
-        cache_url = arguments.cache_url or ("redis://127.0.0.1:6379/12" if _redis_answers() else "")
+        cache_url = arguments.cache_url or ("redis://127.0.0.1:6379/12" if port_answers(6379) else "")
         if cache_url:
             os.environ["CACHE_URL"] = cache_url
         print(f"Request rates counted in {cache_url or 'the database'}.", flush=True)

@@ -7,7 +7,6 @@ through honcho, each line prefixed with its process's name.
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,16 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for localdev, run as `python bin/devstack.py`
 
 from localdev.moto import MotoServer  # noqa: E402
+from localdev.ports import port_answers  # noqa: E402
 
 DEMO_KITS = ["demo-kit-1", "demo-kit-2", "demo-kit-3"]  # made by `manage.py demo_setup`
 PYTHON = sys.executable
 WEB_HOST = "127.0.0.1"
 WEB_PORT = int(os.environ.get("WEB_PORT", "8000"))
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 def manage(*args: str, env: dict) -> None:
@@ -59,7 +54,7 @@ def announce(url: str) -> None:
 def celery_broker_choose(env: dict) -> None:
     """Redis when one answers, as in production; else the settings' default, a server-less
     broker in a SQLite file under var/ (so a fresh machine works without Redis)."""
-    if "CELERY_BROKER_URL" not in env and not port_is_free(6379):
+    if "CELERY_BROKER_URL" not in env and port_answers(6379):
         env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/0"
     print(f"Celery broker: {env.get('CELERY_BROKER_URL', 'SQLite file under var/ (no Redis found)')}", flush=True)
 
@@ -70,7 +65,7 @@ def long_running_processes(env: dict) -> dict[str, str]:
     mqtt_port = int(env.setdefault("IOT_MQTT_PORT", "8883"))
     env.setdefault("IOT_MQTT_ENDPOINT", "localhost")
     if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists():
-        if not port_is_free(mqtt_port):
+        if port_answers(mqtt_port):
             sys.exit(f"Port {mqtt_port} is taken: stop what runs there, or set IOT_MQTT_PORT to another port.")
         processes["mqtt"] = f"{PYTHON} -m localdev.mosquitto --port {mqtt_port}"
     else:
@@ -89,7 +84,7 @@ def main() -> None:
     if sys.argv[1:2] == ["--announce"]:
         announce(sys.argv[2])
         return
-    if not port_is_free(WEB_PORT):
+    if port_answers(WEB_PORT):
         sys.exit(f"Port {WEB_PORT} is taken: stop what runs there, or set WEB_PORT to another port.")
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "astroplant_site.settings.local", "PYTHONUNBUFFERED": "1"}
     (ROOT / "var").mkdir(exist_ok=True)

@@ -25,8 +25,16 @@ def kits_visible_to(user: User) -> QuerySet[Kit]:
 
 
 # What a kit's JSON shows of it (kits.serializers.kit_output_data), for lists read as plain rows.
-KIT_LISTING_FIELDS = ("id", "name", "public", "description", "admin_email", "ip_address", "last_seen")
-KIT_LISTING_FIELDS += ("provisioning_status",)
+KIT_LISTING_FIELDS = (
+    "id",
+    "name",
+    "public",
+    "description",
+    "admin_email",
+    "ip_address",
+    "last_seen",
+    "provisioning_status",
+)
 SENSOR_LISTING_FIELDS = ("key", "quantity", "unit", "min_value", "max_value")
 
 

@@ -9,12 +9,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_answers(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts connections on `port` right now."""
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) == 0
+
+
 def wait_for_port(port: int, *, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
     """Block until something accepts connections on `port`, or raise TimeoutError."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex((host, port)) == 0:
-                return
+        if port_answers(port, host):
+            return
         time.sleep(0.05)
     raise TimeoutError(f"Nothing listens on {host}:{port} after {timeout} s")
