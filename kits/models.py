@@ -1,11 +1,14 @@
-"""The kit registry: kits, their sensors, and who may see or manage them."""
+"""The kit registry: kits, their sensors and actuators, and who may see or manage them."""
 
 import secrets
+import zoneinfo
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
+from device.configuration import ACTUATOR_KINDS
 from device.payloads import KIT_ID_PATTERN, SENSOR_KEY_PATTERN
 
 # Kit ids appear in URLs, AWS IoT thing names (`astroplant-<id>`) and MQTT topics, so they
@@ -23,6 +26,16 @@ sensor_key_validator = RegexValidator(
     SENSOR_KEY_PATTERN,
     message="A sensor key is 1 to 40 lower-case letters, digits and underscores, starting with a letter.",
 )
+
+actuator_key_validator = RegexValidator(
+    SENSOR_KEY_PATTERN,
+    message="An actuator key is 1 to 40 lower-case letters, digits and underscores, starting with a letter.",
+)
+
+
+def time_zone_validator(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not a time zone name such as Europe/Amsterdam or UTC.")
 
 
 def kit_id_generate() -> str:
@@ -75,6 +88,12 @@ class Kit(models.Model):
     ip_address = models.GenericIPAddressField("latest IP address", null=True, blank=True)
     last_seen = models.DateTimeField(null=True, blank=True, db_index=True)
     public = models.BooleanField(default=False, help_text="Anyone, signed in or not, may see a public kit's dashboard.")
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[time_zone_validator],
+        help_text="Where the kit stands, such as Europe/Amsterdam: its actuator schedules run on this clock.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -126,6 +145,31 @@ class Sensor(models.Model):
                 name="sensor_min_below_max",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.kit_id}/{self.key}"
+
+
+# The kinds are the MQTT contract's (device/configuration.py): light, fan, heater, cooler, pump, other.
+ActuatorKind = models.TextChoices("ActuatorKind", [(kind.upper(), kind) for kind in ACTUATOR_KINDS])
+
+
+class Actuator(models.Model):
+    """Something the kit switches or dims: a LED panel, a fan, a heater... Its level (0-100; an
+    on/off actuator is 0 or 100) is reported with every measurement and stored under its key."""
+
+    kit = models.ForeignKey(Kit, on_delete=models.CASCADE, related_name="actuators")
+    key = models.CharField(
+        max_length=40,
+        validators=[actuator_key_validator],
+        help_text="The name the kit reports this actuator under, such as `led`; not one of the kit's sensor keys.",
+    )
+    kind = models.CharField(max_length=16, choices=ActuatorKind.choices)
+    dimmable = models.BooleanField(default=False, help_text="Levels 0 to 100; otherwise on (100) or off (0).")
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [models.UniqueConstraint(fields=["kit", "key"], name="actuator_key_unique_per_kit")]
 
     def __str__(self) -> str:
         return f"{self.kit_id}/{self.key}"

@@ -111,7 +111,9 @@ def test_the_bundle_holds_what_the_pi_needs_and_the_database_no_private_key(iot,
     assert config["topics"] == {
         "measurements": f"astroplant/kits/astroplant-{kit.id}/measurements",
         "status": f"astroplant/kits/astroplant-{kit.id}/status",
+        "command-results": f"astroplant/kits/astroplant-{kit.id}/command-results",
         "config": f"astroplant/kits/astroplant-{kit.id}/config",
+        "commands": f"astroplant/kits/astroplant-{kit.id}/commands",
     }
     assert [s["key"] for s in config["sensors"]] == ["humidity", "temperature"]
     assert config["sensors"][1] == {

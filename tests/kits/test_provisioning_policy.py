@@ -27,9 +27,13 @@ def test_the_policy_lets_a_kit_connect_as_itself_and_use_only_its_own_topics():
     prefix = "arn:aws:iot:eu-central-1:123456789012"
     assert grants == {
         "iot:Connect": [f"{prefix}:client/${{iot:Connection.Thing.ThingName}}"],
-        "iot:Publish": [f"{prefix}:topic/{own}/measurements", f"{prefix}:topic/{own}/status"],
-        "iot:Subscribe": [f"{prefix}:topicfilter/{own}/config"],
-        "iot:Receive": [f"{prefix}:topic/{own}/config"],
+        "iot:Publish": [
+            f"{prefix}:topic/{own}/measurements",
+            f"{prefix}:topic/{own}/status",
+            f"{prefix}:topic/{own}/command-results",
+        ],
+        "iot:Subscribe": [f"{prefix}:topicfilter/{own}/config", f"{prefix}:topicfilter/{own}/commands"],
+        "iot:Receive": [f"{prefix}:topic/{own}/config", f"{prefix}:topic/{own}/commands"],
     }
     connect = next(s for s in document["Statement"] if s["Action"] == "iot:Connect")
     assert connect["Condition"] == {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}
@@ -138,17 +142,17 @@ def test_a_kit_publishes_only_on_its_own_topics(two_kits_on_the_broker):
     wait_until(lambda: received(observer, config_a["topics"]["measurements"], SENTINEL), what="the last message")
     client.close()
 
-    # Then the broker accepts exactly its own measurements and status, and refuses the rest
+    # Then the broker accepts exactly its own measurements, status and command results, and
+    # refuses the rest
+    own = ("measurements", "status", "command-results")
     assert answers == {
-        config_a["topics"]["measurements"]: "Success",
-        config_a["topics"]["status"]: "Success",
+        **{config_a["topics"][channel]: "Success" for channel in own},
         config_a["topics"]["config"]: "Not authorized",  # the cloud's to send
-        config_b["topics"]["measurements"]: "Not authorized",
-        config_b["topics"]["status"]: "Not authorized",
-        config_b["topics"]["config"]: "Not authorized",
+        config_a["topics"]["commands"]: "Not authorized",  # the cloud's to send
+        **{topic: "Not authorized" for topic in config_b["topics"].values()},
     }
     assert sorted(topic for topic, payload in observer.received if payload != SENTINEL) == sorted(
-        [config_a["topics"]["measurements"], config_a["topics"]["status"]]
+        config_a["topics"][channel] for channel in own
     )
 
 
