@@ -124,8 +124,10 @@ def _kit_summary(kit: Kit, newest, *, now: datetime, available: bool) -> KitSumm
 
 
 def actuator_label(actuator) -> str:
-    """Such as "Light: led": the kind says what it does, the key which one of its kind."""
-    return f"{actuator.get_kind_display()}: {actuator.key}"
+    """Such as "Light: led": the kind says what it does, the key which one of its kind ("Fan"
+    alone for an actuator whose key is its kind)."""
+    kind = actuator.get_kind_display()
+    return kind if actuator.key == actuator.kind else f"{kind}: {actuator.key}"
 
 
 def _datetime_of(timestamp_ms: int) -> datetime:
