@@ -155,6 +155,7 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {
         "MembershipRoleEnum": "kits.models.Role",
+        "ActuatorKindEnum": "kits.models.ActuatorKind",
     },
 }
 
