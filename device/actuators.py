@@ -88,7 +88,8 @@ class GpioRelayDriver(ActuatorDriver):
             raise ActuatorError(
                 f"Actuator '{actuator.key}' is dimmable, but a relay only switches on and off: use gpio_pwm."
             )
-        gpiozero, pin, active_high = _gpiozero(actuator), _pin(actuator), _active_high(actuator)
+        pin, active_high = _pin(actuator), _active_high(actuator)  # the file's mistakes first
+        gpiozero = _gpiozero(actuator)
         self.device = _device(
             actuator, lambda: gpiozero.OutputDevice(pin, active_high=active_high, initial_value=False)
         )
@@ -108,10 +109,11 @@ class GpioPwmDriver(ActuatorDriver):
     active_high (default true), frequency in Hz (default 100)."""
 
     def __init__(self, actuator: ActuatorConfig):
-        gpiozero, pin, active_high = _gpiozero(actuator), _pin(actuator), _active_high(actuator)
+        pin, active_high = _pin(actuator), _active_high(actuator)  # the file's mistakes first
         frequency = actuator.options.get("frequency", 100)
         if isinstance(frequency, bool) or not isinstance(frequency, (int, float)) or frequency <= 0:
             raise ActuatorError(f"Actuator '{actuator.key}': options.frequency must be a positive number of Hz.")
+        gpiozero = _gpiozero(actuator)
         self.device = _device(
             actuator,
             lambda: gpiozero.PWMOutputDevice(pin, active_high=active_high, initial_value=0, frequency=frequency),
