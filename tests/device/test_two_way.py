@@ -178,6 +178,17 @@ def measurements_after(cloud, sequence: int) -> list[dict]:
     return sorted((m for m in cloud.messages("measurements") if m["sequence"] > sequence), key=lambda m: m["sequence"])
 
 
+def latest_sequence(cloud, logs) -> int:
+    """The sequence number of the latest measurement the cloud has (after waiting for one)."""
+    wait_until(lambda: cloud.messages("measurements"), timeout=30, what="a measurement", logs=logs)
+    return max(m["sequence"] for m in cloud.messages("measurements"))
+
+
+def sequence_given_out(kit) -> int:
+    with sqlite3.connect(kit["config"].parent / "unsent.sqlite3") as db:
+        return db.execute("SELECT value FROM counters WHERE name = 'sequence'").fetchone()[0]
+
+
 def queued_measurements(kit) -> int:
     with sqlite3.connect(kit["config"].parent / "unsent.sqlite3") as db:
         return db.execute("SELECT COUNT(*) FROM messages WHERE topic LIKE '%/measurements'").fetchone()[0]
@@ -198,7 +209,7 @@ def test_a_configuration_is_applied_and_measurements_follow_it_and_one_it_cannot
     wait_until(lambda: cloud.status_of(1), timeout=30, what="the status of version 1", logs=logs)
     status = cloud.status_of(1)
     assert (status["config_status"], status["reason"]) == ("applied", None)
-    first = max(m["sequence"] for m in cloud.messages("measurements"))
+    first = latest_sequence(cloud, logs)
     wait_until(lambda: len(measurements_after(cloud, first)) >= 4, timeout=30, what="4 measurements", logs=logs)
     following = measurements_after(cloud, first)
     assert all(1.5 <= gap <= 2.6 for gap in gaps(following)), gaps(following)
@@ -213,7 +224,7 @@ def test_a_configuration_is_applied_and_measurements_follow_it_and_one_it_cannot
     rejected = cloud.status_of(2)
     assert rejected["config_status"] == "rejected"
     assert "actuators.heater" in rejected["reason"] and "gpio_relay" in rejected["reason"]
-    last = max(m["sequence"] for m in cloud.messages("measurements"))
+    last = latest_sequence(cloud, logs)
     wait_until(lambda: len(measurements_after(cloud, last)) >= 2, timeout=30, what="2 more measurements", logs=logs)
     after = measurements_after(cloud, last)
     assert all(m["actuators"] == {"led": 60, "fan": 0} for m in after)
@@ -246,7 +257,7 @@ def test_a_ping_is_answered_and_an_expired_command_is_never_acted_on(kit, cloud,
     assert cloud.result_of(fan_on)["status"] == "succeeded"
     assert cloud.result_of(expired) is None
     assert f"Command {expired} (set_actuator) expired" in agent.log_path.read_text()
-    seen = max(m["sequence"] for m in cloud.messages("measurements"))
+    seen = latest_sequence(cloud, logs)
     wait_until(lambda: measurements_after(cloud, seen), timeout=30, what="a measurement", logs=logs)
     assert measurements_after(cloud, seen)[0]["actuators"] == {"led": 60, "fan": 100}
     assert cloud.result_of(expired) is None
@@ -274,7 +285,7 @@ def test_a_kit_restarted_without_the_broker_runs_its_last_configuration(kit, clo
     cloud.configure(kit, 1, LED_AT_60)
     wait_until(lambda: cloud.status_of(1), timeout=30, what="the status of version 1", logs=(agent.log_path,))
     assert processes.stop(agent) == 0
-    before = max(m["sequence"] for m in cloud.messages("measurements"))
+    before = sequence_given_out(kit)  # what the first run measured, sent or not
 
     # When it starts again while the broker cannot be reached
     kit["proxy"].cut()
