@@ -98,3 +98,22 @@ def test_an_actuator_that_fails_when_set_is_not_claimed_to_be_at_that_level():
     assert actuators.set("pump", 100) is False
     assert "pump" not in actuators.levels
     assert "relay board not answering" in actuators.failures["pump"]
+
+
+def test_the_kit_check_lists_each_actuator_and_its_driver(actuated_kit_toml, monkeypatch):
+    from device.check import check_actuators
+    from device.config import load_config
+
+    monkeypatch.setitem(__import__("sys").modules, "gpiozero", None)
+
+    results = check_actuators(load_config(actuated_kit_toml))
+
+    assert results == [
+        (True, "Actuator led (light, dimmable) has a working simulated driver"),
+        (True, "Actuator fan (fan, on/off) has a working simulated driver"),
+        (
+            False,
+            "Actuator heater (heater, on/off): Actuator 'heater' uses the gpio_relay driver, which needs the Python "
+            "package 'gpiozero': pip install gpiozero",
+        ),
+    ]
