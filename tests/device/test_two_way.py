@@ -306,3 +306,25 @@ def test_a_kit_restarted_without_the_broker_runs_its_last_configuration(kit, clo
     assert all(1.5 <= gap <= 2.6 for gap in gaps(sent_later)), gaps(sent_later)
     assert all(m["actuators"] == {"led": 60, "fan": 0} for m in sent_later)
     assert processes.stop(agent) == 0
+
+
+def test_a_kit_whose_connection_drops_gets_the_change_made_meanwhile_when_it_reconnects(kit, cloud, processes):
+    # Given a running, configured kit
+    agent = start_agent(processes, kit)
+    logs = (agent.log_path,)
+    cloud.configure(kit, 1, LED_AT_60)
+    wait_until(lambda: cloud.status_of(1), timeout=30, what="the status of version 1", logs=logs)
+
+    # When its connection drops, the configuration changes meanwhile, and the network returns
+    kit["proxy"].cut()
+    wait_until(lambda: "Broker link is down" in agent.log_path.read_text(), timeout=60, what="the kit to notice")
+    cloud.configure(kit, 2, {"interval_seconds": 2, "actuators": {"led": {"mode": "on", "level": 20}}})
+    kit["proxy"].restore()
+
+    # Then the SDK's reconnection renews the subscriptions, and the kit applies the change
+    wait_until(lambda: cloud.status_of(2), timeout=90, what="the status of version 2", logs=logs)
+    assert cloud.status_of(2)["config_status"] == "applied"
+    seen = latest_sequence(cloud, logs)
+    wait_until(lambda: measurements_after(cloud, seen), timeout=30, what="a measurement", logs=logs)
+    assert measurements_after(cloud, seen)[-1]["actuators"] == {"led": 20, "fan": 0}
+    assert processes.stop(agent) == 0
