@@ -76,8 +76,6 @@ class Agent:
             len(self.outbox),
             self.controller.running.version,
         )
-        for key, problem in self.actuators.failures.items():
-            log.warning("Actuator %s will not run: %s", key, problem)
         now = time.monotonic()
         next_measurement = next_status = next_rules = now
         next_connect, backoff = now, 1.0
