@@ -1,5 +1,5 @@
-"""`python -m device check`: is this kit ready? Checks the certificate, the connection and the
-sensors, and says in plain words what is wrong and what to do."""
+"""`python -m device check`: is this kit ready? Checks the certificate, the connection, the
+sensors and the actuators' drivers, and says in plain words what is wrong and what to do."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import ssl
 from datetime import datetime, timezone
 from typing import Callable
 
+from .actuators import ActuatorSet
 from .config import KitConfig
 from .link import BrokerLink
 from .sensors import SensorSet
@@ -85,9 +86,33 @@ def check_sensors(config: KitConfig) -> list[Result]:
     return results
 
 
+def check_actuators(config: KitConfig) -> list[Result]:
+    """Whether each actuator's driver can be set up. Nothing is switched: a check must not start
+    a pump or a heater."""
+    if not config.actuators:
+        return [(True, "The kit lists no [[actuators]].")]
+    actuators = ActuatorSet(config.actuators)
+    results = []
+    for actuator in config.actuators:
+        kind = f"{actuator.kind}, {'dimmable' if actuator.dimmable else 'on/off'}"
+        if actuators.working(actuator.key):
+            results.append((True, f"Actuator {actuator.key} ({kind}) has a working {actuator.driver} driver"))
+        else:
+            results.append((False, f"Actuator {actuator.key} ({kind}): {actuators.failures[actuator.key]}"))
+    for driver in actuators.drivers.values():
+        driver.close()
+    return results
+
+
 def run_checks(config: KitConfig, *, say: Callable[[str], None] = print) -> bool:
     everything_ok = True
-    for title, check in (("Certificate", check_files), ("Connection", check_connection), ("Sensors", check_sensors)):
+    checks = (
+        ("Certificate", check_files),
+        ("Connection", check_connection),
+        ("Sensors", check_sensors),
+        ("Actuators", check_actuators),
+    )
+    for title, check in checks:
         say(f"{title}:")
         results = check(config)
         for ok, message in results:
@@ -95,9 +120,10 @@ def run_checks(config: KitConfig, *, say: Callable[[str], None] = print) -> bool
         everything_ok = everything_ok and all(ok for ok, _ in results)
         if title == "Certificate" and not everything_ok:
             say("Connection: skipped until the certificate files are right.")
-            say("Sensors:")
-            for ok, message in check_sensors(config):
-                say(f"  {'ok  ' if ok else 'FAIL'} {message}")
+            for later_title, later_check in (("Sensors", check_sensors), ("Actuators", check_actuators)):
+                say(f"{later_title}:")
+                for ok, message in later_check(config):
+                    say(f"  {'ok  ' if ok else 'FAIL'} {message}")
             return False
     say("Everything is ready." if everything_ok else "Some checks failed: see FAIL above.")
     return everything_ok

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable
 
 from AWSIoTPythonSDK.MQTTLib import AWSIoTMQTTClient
 
@@ -56,6 +57,14 @@ class BrokerLink:
         """Publish with QoS 1 and wait for the broker's acknowledgement; raises if it does not come."""
         if not self.client.publish(topic, payload, QOS_AT_LEAST_ONCE):
             raise ConnectionError("the broker link is down")
+
+    def subscribe(self, topic: str, on_message: Callable[[str, bytes], None]) -> None:
+        """Subscribe with QoS 1; raises if the broker does not grant it. `on_message(topic, payload)`
+        runs on the SDK's thread. The SDK subscribes again by itself after every reconnect."""
+        if not self.client.subscribe(
+            topic, QOS_AT_LEAST_ONCE, lambda client, userdata, message: on_message(message.topic, message.payload)
+        ):
+            raise ConnectionError(f"the broker did not grant the subscription to {topic}")
 
     def disconnect(self) -> None:
         if self._connected_once:

@@ -12,10 +12,12 @@ import logging
 import math
 import random
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Callable
 
 from .config import SensorConfig
+from .simulation import SimulatedWorld
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,19 @@ def daylight(moment: datetime) -> float:
 
 
 class SimulatedDriver(SensorDriver):
-    def __init__(self, sensor: SensorConfig, *, clock: Callable[[], datetime] = None, seed: int | None = None):
+    """A day/night curve with noise, plus what the simulated actuators of `world` do to it: the
+    light sensor sees the lamps, the temperature follows heaters, fans and coolers."""
+
+    def __init__(
+        self,
+        sensor: SensorConfig,
+        *,
+        clock: Callable[[], datetime] = None,
+        seed: int | None = None,
+        world: SimulatedWorld | None = None,
+    ):
+        self.quantity = sensor.quantity
+        self.world = world
         self.night, self.day, self.noise = SIMULATED_CURVES.get(sensor.quantity, (10.0, 20.0, 0.5))
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.random = random.Random(seed)
@@ -74,6 +88,10 @@ class SimulatedDriver(SensorDriver):
 
     def read(self) -> float:
         value = self.night + (self.day - self.night) * daylight(self.clock())
+        if self.world is not None and self.quantity == "light":
+            value += self.world.light_lux()
+        if self.world is not None and self.quantity in ("temperature", "water_temperature"):
+            value += self.world.warming() * (0.3 if self.quantity == "water_temperature" else 1.0)
         if self.relative_noise:
             value *= 1 + self.random.gauss(0, self.noise)
         else:
@@ -183,7 +201,10 @@ DRIVERS: dict[str, Callable[[SensorConfig], SensorDriver]] = {
 }
 
 
-def driver_for(sensor: SensorConfig) -> SensorDriver:
+def driver_for(sensor: SensorConfig, *, world: SimulatedWorld | None = None) -> SensorDriver:
+    """The sensor's driver; a simulated one lives in `world` (shared with simulated actuators)."""
+    if sensor.driver == "simulated":
+        return SimulatedDriver(sensor, world=world)
     try:
         make = DRIVERS[sensor.driver]
     except KeyError:
@@ -198,8 +219,13 @@ class SensorSet:
     others go on. `failures` holds the latest problem of each failing sensor."""
 
     def __init__(
-        self, sensors: list[SensorConfig], *, make_driver: Callable[[SensorConfig], SensorDriver] = driver_for
+        self,
+        sensors: list[SensorConfig],
+        *,
+        make_driver: Callable[[SensorConfig], SensorDriver] | None = None,
+        world: SimulatedWorld | None = None,
     ):
+        make_driver = make_driver or (lambda sensor: driver_for(sensor, world=world))
         self.drivers: dict[str, SensorDriver] = {}
         self.failures: dict[str, str] = {}
         for sensor in sensors:
@@ -208,9 +234,13 @@ class SensorSet:
             except Exception as error:  # a broken sensor must not stop the kit
                 self._fail(sensor.key, f"cannot be set up: {error}")
 
-    def read_all(self) -> dict[str, float]:
+    def read_all(self, keys: Iterable[str] | None = None) -> dict[str, float]:
+        """A reading of every sensor (or of those in `keys`) that gives one."""
         readings: dict[str, float] = {}
+        wanted = None if keys is None else set(keys)
         for key, driver in self.drivers.items():
+            if wanted is not None and key not in wanted:
+                continue
             try:
                 value = float(driver.read())
                 if math.isnan(value) or math.isinf(value):

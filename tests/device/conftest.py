@@ -44,3 +44,37 @@ def kit_toml(tmp_path):
     path.parent.mkdir()
     path.write_text(KIT_TOML.format(port=8883), encoding="utf-8")
     return path
+
+
+ACTUATORS_TOML = """
+[[actuators]]
+key = "led"
+kind = "light"
+dimmable = true
+
+[[actuators]]
+key = "fan"
+kind = "fan"
+
+[[actuators]]
+key = "heater"
+kind = "heater"
+driver = "gpio_relay"
+options = {pin = 17}
+"""
+
+
+@pytest.fixture
+def actuated_kit_toml(kit_toml):
+    """kit_toml with a dimmable LED panel and a fan (simulated), and a heater on a GPIO relay,
+    whose driver cannot work here (no gpiozero, no Raspberry Pi); with certificate files beside
+    it, so that the agent can be built (it never connects to anything here)."""
+    from kits.certificates import authority_create, device_certificate_issue
+
+    kit_toml.write_text(kit_toml.read_text(encoding="utf-8") + ACTUATORS_TOML, encoding="utf-8")
+    authority = authority_create()
+    issued = device_certificate_issue(authority=authority, common_name="astroplant-k-7f3a-c21e", valid_days=1)
+    (kit_toml.parent / "certificate.pem.crt").write_text(issued.certificate_pem)
+    (kit_toml.parent / "private.pem.key").write_text(issued.private_key_pem)
+    (kit_toml.parent / "root-ca.pem").write_text(authority.certificate_pem)
+    return kit_toml
