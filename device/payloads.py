@@ -84,13 +84,18 @@ def measurement_payload(
         "readings": readings,
     }
     if actuators:
+        if len(readings) + len(actuators) > MAX_READINGS_PER_MESSAGE:
+            raise ValueError(
+                f"{len(readings)} readings and {len(actuators)} actuator levels: "
+                f"a measurement carries at most {MAX_READINGS_PER_MESSAGE} values in all."
+            )
         clash = sorted(set(actuators) & set(readings))
         if clash:
             raise ValueError(f"{', '.join(clash)}: a key is either a sensor's or an actuator's, not both.")
         for key, level in actuators.items():
             if not _SENSOR_KEY.match(key):
                 raise ValueError(f"{key!r} is not an actuator key (lower-case letters, digits, underscores).")
-            if not 0 <= level <= 100:
+            if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level <= 100:
                 raise ValueError(f"Actuator {key!r} reports level {level}; levels are 0 to 100.")
         message["actuators"] = actuators
     return _encode(message)
