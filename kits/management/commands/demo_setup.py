@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from kits import memberships, registry
 from kits.models import Kit, Role
-from kits.registry import SensorSpec
+from kits.registry import ActuatorSpec, SensorSpec
 
 DEMO_SENSORS = [
     SensorSpec("temperature", "temperature", "°C", -10, 50),
@@ -14,6 +14,10 @@ DEMO_SENSORS = [
     SensorSpec("co2", "co2", "ppm", 200, 5000),
     SensorSpec("light", "light", "lux", 0, 100000),
 ]
+# A dimmable LED panel and an on/off fan: localdev/simulated_kit.py gives the simulated kits
+# drivers for exactly these.
+DEMO_ACTUATORS = [ActuatorSpec("led", "light", dimmable=True), ActuatorSpec("fan", "fan", dimmable=False)]
+DEMO_TIME_ZONE = "Europe/Amsterdam"
 DEMO_KITS = [
     ("demo-kit-1", "Basil on the balcony", True),
     ("demo-kit-2", "Classroom lettuce", True),
@@ -39,7 +43,11 @@ class Command(BaseCommand):
             grower.set_password("grower")
             grower.save()
         for kit_id, name, public in DEMO_KITS:
-            if Kit.objects.filter(pk=kit_id).exists():
+            kit = Kit.objects.filter(pk=kit_id).first()
+            if kit is not None:
+                if not kit.actuators.exists():  # a demo kit from before kits had actuators
+                    registry.kit_update(kit=kit, actuators=DEMO_ACTUATORS, time_zone=DEMO_TIME_ZONE)
+                    self.stdout.write(f"gave kit {kit.id} its LED panel and fan")
                 continue
             kit = registry.kit_register(
                 id=kit_id,
@@ -47,7 +55,9 @@ class Command(BaseCommand):
                 description=f"A demo kit: {name.lower()}.",
                 admin_email="grower@example.org",
                 public=public,
+                time_zone=DEMO_TIME_ZONE,
                 sensors=DEMO_SENSORS,
+                actuators=DEMO_ACTUATORS,
             )
             memberships.membership_add(kit=kit, username=grower.username, role=Role.OWNER)
             self.stdout.write(f"created kit {kit.id}")
