@@ -14,9 +14,8 @@ from device.configuration import (
     LEVEL_MIN,
     MAX_PERIODS,
 )
-from device.payloads import COMMAND_NAMES
 
-from .models import CommandStatus
+from .models import CommandName, CommandStatus
 from .selectors import PENDING
 
 LEVEL = {"type": "number", "minimum": LEVEL_MIN, "maximum": LEVEL_MAX}
@@ -128,7 +127,7 @@ class ConfigurationVersionOutputSerializer(serializers.Serializer):
 
 
 class CommandInputSerializer(JsonBodySerializer):
-    name = serializers.ChoiceField(choices=list(COMMAND_NAMES))
+    name = serializers.ChoiceField(choices=CommandName.choices)
     arguments = ObjectField(
         required=False,
         default=dict,
@@ -142,7 +141,7 @@ class CommandInputSerializer(JsonBodySerializer):
 
 class CommandOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
-    name = serializers.ChoiceField(choices=list(COMMAND_NAMES))
+    name = serializers.ChoiceField(choices=CommandName.choices)
     arguments = ObjectField()
     status = serializers.ChoiceField(choices=CommandStatus.choices)
     created_at = serializers.DateTimeField()
