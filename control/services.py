@@ -261,8 +261,10 @@ def command_result_record(
     command = Command.objects.filter(pk=command_id).values("kit_id", "expires_at").first()
     if command is None or command["kit_id"] != kit_id:
         raise ReportRefused(f"Kit '{kit_id}' was sent no command '{command_id}'.")
-    if answered_at > command["expires_at"]:
-        commands_expire(kit_ids=[kit_id])
+    if answered_at > command["expires_at"]:  # too late: the command ends expired, whatever the answer
+        Command.objects.filter(pk=command_id, status__in=COMMAND_OPEN_STATUSES).update(
+            status=CommandStatus.EXPIRED, reason=EXPIRED_REASON
+        )
         return False
     return bool(
         Command.objects.filter(pk=command_id, status__in=COMMAND_OPEN_STATUSES).update(
