@@ -10,6 +10,7 @@ a Celery worker holds no connection between tasks.
 """
 
 import logging
+import secrets
 import ssl
 import threading
 from dataclasses import dataclass
@@ -70,7 +71,12 @@ def message_publish(*, topic: str, payload: str, retain: bool, broker: Publisher
         connected.set()  # wake a waiter: the link is gone
         published.set()
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=broker.client_id, protocol=mqtt.MQTTv5)
+    # A client id of its own per connection: a broker drops the older of two connections with one
+    # id, and several workers may publish at once. (The local mosquitto names every client after
+    # its certificate instead, so there two publications at the same instant may meet: the one
+    # dropped is retried.)
+    client_id = f"{broker.client_id}-{secrets.token_hex(4)}"
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     client.on_connect, client.on_publish, client.on_disconnect = on_connect, on_publish, on_disconnect
     try:
         client.tls_set(

@@ -20,6 +20,8 @@ from .selectors import PENDING
 
 LEVEL = {"type": "number", "minimum": LEVEL_MIN, "maximum": LEVEL_MAX}
 TIME_OF_DAY = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "example": "06:00"}
+# The objects inside are closed here (additionalProperties: false), as desired_checked refuses
+# unknown keys at every level; the schema hook closes only objects reached through `properties`.
 DESIRED_SCHEMA = {
     "type": "object",
     "description": (
@@ -35,6 +37,7 @@ DESIRED_SCHEMA = {
             "type": "object",
             "additionalProperties": {
                 "type": "object",
+                "additionalProperties": False,
                 "properties": {
                     "enabled": {"type": "boolean"},
                     "offset": {"type": "number"},
@@ -46,6 +49,7 @@ DESIRED_SCHEMA = {
             "type": "object",
             "additionalProperties": {
                 "type": "object",
+                "additionalProperties": False,
                 "required": ["mode"],
                 "properties": {
                     "mode": {"type": "string", "enum": list(ACTUATOR_MODES)},
@@ -56,6 +60,7 @@ DESIRED_SCHEMA = {
                         "maxItems": MAX_PERIODS,
                         "items": {
                             "type": "object",
+                            "additionalProperties": False,
                             "required": ["from", "to"],
                             "properties": {"from": TIME_OF_DAY, "to": TIME_OF_DAY, "level": LEVEL},
                         },
