@@ -51,10 +51,14 @@ def configuration_change(*, kit: Kit, desired: Any, user) -> ConfigurationVersio
             {field if field == "desired" else f"desired.{field}": msgs for field, msgs in error.problems.items()}
         ) from None
     with transaction.atomic():
-        _kit_configuration_ensure(kit)
-        # One UPDATE raises the number and holds the row (the database, on SQLite) until commit:
-        # a concurrent change waits here, then counts on from this one.
-        KitConfiguration.objects.filter(kit=kit).update(version=F("version") + 1)
+        # One UPDATE, first in the transaction, raises the number and holds the row (on SQLite,
+        # the database) until commit: a concurrent change waits here, then counts on from this one.
+        if not _version_raise(kit):
+            try:
+                with transaction.atomic():  # a savepoint
+                    KitConfiguration.objects.create(kit=kit, version=1)
+            except IntegrityError:  # the kit's first change, made at the same moment by another
+                _version_raise(kit)
         version = KitConfiguration.objects.values_list("version", flat=True).get(kit=kit)
         change = ConfigurationVersion.objects.create(
             kit=kit,
@@ -66,6 +70,10 @@ def configuration_change(*, kit: Kit, desired: Any, user) -> ConfigurationVersio
         )
         _enqueue_on_commit("configuration_publish_task", kit.id)
     return change
+
+
+def _version_raise(kit: Kit) -> bool:
+    return bool(KitConfiguration.objects.filter(kit=kit).update(version=F("version") + 1))
 
 
 def _kit_configuration_ensure(kit: Kit) -> None:
