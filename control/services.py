@@ -30,6 +30,7 @@ from .models import COMMAND_OPEN_STATUSES, Command, CommandStatus, ConfigStatus,
 
 log = logging.getLogger(__name__)
 
+PUBLISH_ROUNDS = 5  # a kit changed faster than this is published again by the next change's task
 EXPIRED_REASON = "The kit did not answer before the command expired."
 MAX_OVERRIDE_MINUTES = 7 * 24 * 60  # a week: longer is a rule, and belongs in the configuration
 
@@ -88,14 +89,19 @@ def configuration_publish(*, kit_id: str) -> int | None:
     """Publish the kit's CURRENT desired configuration as the retained message on its `config`
     topic (whichever change queued this), and record it as published. Returns the version
     published, or None if there is nothing to publish (the kit is gone, or never configured).
-    BrokerUnavailable / PublishRefused from the broker."""
-    with transaction.atomic():
-        # Held while publishing: two workers publishing one kit's configuration take turns, so
-        # the retained message left last is always the newest (PostgreSQL; SQLite has no row locks).
-        state = KitConfiguration.objects.select_for_update().select_related("kit").filter(kit_id=kit_id).first()
-        current = ConfigurationVersion.objects.filter(kit_id=kit_id).order_by("-version").first()
-        if state is None or current is None:
-            return None
+    BrokerUnavailable / PublishRefused from the broker.
+
+    No lock is held while the broker answers (a change must never wait on the broker). Two
+    workers may publish one kit at once, the older version last; so each looks again after
+    publishing, and publishes anew if the configuration moved on meanwhile: the last retained
+    message is always the newest."""
+    published = None
+    for _ in range(PUBLISH_ROUNDS):
+        current = ConfigurationVersion.objects.filter(kit_id=kit_id).select_related("kit").order_by("-version").first()
+        if current is None or current.version == published:
+            break
+        if published is None and _published_version(kit_id) >= current.version:
+            break  # another task has published it, or a newer one (and looks after it)
         mqtt_publisher.local_credentials_ensure()
         mqtt_publisher.message_publish(
             topic=kit_topic(thing_name_for(kit_id), "config"),
@@ -103,15 +109,21 @@ def configuration_publish(*, kit_id: str) -> int | None:
                 kit_id=kit_id,
                 version=current.version,
                 desired=current.desired,
-                time_zone=state.kit.time_zone,
+                time_zone=current.kit.time_zone,
                 timestamp=utc_timestamp(),
             ),
             retain=True,
         )
-        KitConfiguration.objects.filter(kit_id=kit_id).update(
-            published_version=current.version, published_at=timezone.now()
-        )
-    return current.version
+        published = current.version
+        KitConfiguration.objects.filter(kit_id=kit_id).filter(
+            Q(published_version__isnull=True) | Q(published_version__lt=published)
+        ).update(published_version=published, published_at=timezone.now())
+    return published
+
+
+def _published_version(kit_id: str) -> int:
+    found = KitConfiguration.objects.filter(kit_id=kit_id).values_list("published_version", flat=True).first()
+    return found or 0
 
 
 def configurations_unpublished(*, older_than_seconds: float) -> list[str]:
