@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .api import ErrorSerializer, TokenInputSerializer, TokenOutputSerializer, ValidationErrorSerializer
+from .token_auth import expired_tokens_delete
 
 
 class TokenApi(APIView):
@@ -43,6 +44,7 @@ class TokenApi(APIView):
             if getattr(request._request, "axes_locked_out", False):
                 return sign_in_locked_out_response(request._request)
             raise AuthenticationFailed("Wrong username or password.")
+        expired_tokens_delete(user=user)  # not on every request, as knox would (token_auth.py)
         instance, token = AuthToken.objects.create(user)
         return Response({"token": token, "expiry": instance.expiry}, status=status.HTTP_200_OK)
 

@@ -76,6 +76,8 @@ def kit_page(request, kit_id: str):
     chart_config = {
         "dataUrl": reverse("kit-detail", kwargs={"id": kit.id}) + "/data",
         "sensors": [{"key": s.key, "label": s.label, "unit": s.unit} for s in summary.sensors],
+        # Charted like the sensors, on a fixed 0-100 % scale.
+        "actuators": [{"key": a.key, "label": a.label, "unit": a.unit, "actuator": True} for a in summary.actuators],
         "range": range_form.chart_range(),
         "refreshSeconds": settings.DASHBOARD_REFRESH_SECONDS,
     }

@@ -4,7 +4,7 @@ Permission scoping stays in `kits.selectors`: everything here starts from a kit 
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -45,6 +45,8 @@ class KitSummary:
     last_reading_age: timedelta | None = None
     # False when DynamoDB could not be asked: the page then says so instead of "no readings".
     telemetry_available: bool = True
+    # The kit's actuators with their latest levels (unit %), labelled by kind and key.
+    actuators: list[SensorLatest] = field(default_factory=list)
 
     @property
     def has_readings(self) -> bool:
@@ -96,6 +98,18 @@ def _kit_summary(kit: Kit, newest, *, now: datetime, available: bool) -> KitSumm
                 at=_datetime_of(point.timestamp_ms) if point else None,
             )
         )
+    actuators = []
+    for actuator in kit.actuators.all():
+        point = newest.get(actuator.key)
+        actuators.append(
+            SensorLatest(
+                key=actuator.key,
+                label=actuator_label(actuator),
+                unit=actuator.unit,
+                value=point.value if point else None,
+                at=_datetime_of(point.timestamp_ms) if point else None,
+            )
+        )
     last_reading_at = _datetime_of(max(p.timestamp_ms for p in newest.values())) if newest else None
     return KitSummary(
         kit=kit,
@@ -105,7 +119,15 @@ def _kit_summary(kit: Kit, newest, *, now: datetime, available: bool) -> KitSumm
         online=kit_is_online(last_reading_at=last_reading_at, now=now),
         last_reading_age=now - last_reading_at if last_reading_at else None,
         telemetry_available=available,
+        actuators=actuators,
     )
+
+
+def actuator_label(actuator) -> str:
+    """Such as "Light: led": the kind says what it does, the key which one of its kind ("Fan"
+    alone for an actuator whose key is its kind)."""
+    kind = actuator.get_kind_display()
+    return kind if actuator.key == actuator.kind else f"{kind}: {actuator.key}"
 
 
 def _datetime_of(timestamp_ms: int) -> datetime:

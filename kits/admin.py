@@ -1,7 +1,10 @@
-"""Where admins register and manage kits. Saving, deleting, the members inline and every action go
-through the services, like the API, and meet the same rules with the same words; the certificate
-bundle is downloaded here, by staff allowed to, and each download is logged."""
+"""Where admins register and manage kits. Saving, deleting, the members and actuators inlines and
+every action go through the services, like the API, and meet the same rules with the same words;
+the certificate bundle is downloaded here, by staff allowed to, and each download is logged."""
 
+import zoneinfo
+
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import model_ngettext
@@ -17,7 +20,7 @@ from astroplant_site.client_address import client_address
 
 from . import bundles, memberships, provisioning, registry, selectors
 from .exceptions import KitError, KitInvalid
-from .models import BundleDownload, Kit, KitCertificate, Membership, ProvisioningStatus, Role, Sensor
+from .models import Actuator, BundleDownload, Kit, KitCertificate, Membership, ProvisioningStatus, Role, Sensor
 
 PROVISIONING_FIELDS = [
     "provisioning_status",
@@ -36,6 +39,73 @@ PROVISIONING_FIELDS = [
 class SensorInline(admin.TabularInline):
     model = Sensor
     extra = 1
+
+
+class ActuatorFormSet(BaseInlineFormSet):
+    """The actuators inline. Saved through registry.kit_actuators_replace (KitAdmin.save_formset).
+    Its keys are checked against the keys the sensors inline on the same page would leave, so a
+    clash comes back as a form error with nothing saved. `sibling_formsets` is set by KitAdmin."""
+
+    sibling_formsets: list = ()
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        sensors = next((f for f in self.sibling_formsets if f.model is Sensor), None)
+        if sensors is None or not sensors.is_valid():
+            return  # the sensors inline shows its own errors first
+        sensor_keys = set(_keys_kept(sensors))
+        clashes = sorted(key for key in _keys_kept(self) if key in sensor_keys)
+        if clashes:
+            raise ValidationError(
+                f"{', '.join(clashes)}: already the key of a sensor of this kit. "
+                "A key names a sensor or an actuator, not both: rename one of them."
+            )
+
+
+def _keys_kept(formset) -> list[str]:
+    """The keys a valid inline formset would leave: its rows, less those marked for deletion and
+    untouched extra rows."""
+    kept = []
+    for form in formset.forms:
+        data = form.cleaned_data
+        if not data or data.get("DELETE") or (form.instance.pk is None and not form.has_changed()):
+            continue
+        kept.append(data["key"])
+    return kept
+
+
+def actuator_edits_save(formset: ActuatorFormSet) -> None:
+    """Carry out the actuators inline's edits through the registry, as one replacement of the
+    kit's actuators. Records them on the formset as its own save() would, for the change history."""
+    kit = formset.instance
+    kept, changed_keys, deleted = [], {}, []
+    for form in formset.forms:
+        data = form.cleaned_data
+        if not data or (form.instance.pk is None and not form.has_changed()):
+            continue
+        if data.get("DELETE"):
+            if form.instance.pk is not None:
+                deleted.append(form.instance)
+            continue
+        kept.append(registry.ActuatorSpec(key=data["key"], kind=data["kind"], dimmable=data["dimmable"]))
+        if form.instance.pk is None or form.has_changed():
+            changed_keys[data["key"]] = (form.instance.pk is None, form.changed_data)
+    rows = {row.key: row for row in registry.kit_actuators_replace(kit=kit, actuators=kept)}
+    formset.new_objects = [rows[key] for key, (new, _) in changed_keys.items() if new]
+    formset.changed_objects = [(rows[key], fields) for key, (new, fields) in changed_keys.items() if not new]
+    formset.deleted_objects = deleted
+
+
+class ActuatorInline(admin.TabularInline):
+    model = Actuator
+    formset = ActuatorFormSet
+    extra = 1
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
 
 class MembershipFormSet(BaseInlineFormSet):
@@ -141,11 +211,11 @@ class KitAdmin(admin.ModelAdmin):
     list_filter = ["provisioning_status", "public", ("last_seen", admin.DateFieldListFilter)]
     search_fields = ["id", "name", "description", "admin_email", "thing_name"]
     readonly_fields = ["ip_address", "last_seen", "created_at", "updated_at", *PROVISIONING_FIELDS]
-    inlines = [SensorInline, MembershipInline, KitCertificateInline]
+    inlines = [SensorInline, ActuatorInline, MembershipInline, KitCertificateInline]
     actions = ["delete_selected", "retry_provisioning", "rotate_certificate", "decommission"]
 
     def get_fieldsets(self, request, obj=None):
-        kit = (None, {"fields": ["id", "name", "description", "admin_email", "public"]})
+        kit = (None, {"fields": ["id", "name", "description", "admin_email", "public", "time_zone"]})
         if obj is None:
             return [kit]
         return [
@@ -162,14 +232,33 @@ class KitAdmin(admin.ModelAdmin):
         return self.readonly_fields
 
     def get_inlines(self, request, obj):
-        return self.inlines if obj is not None else [SensorInline, MembershipInline]
+        return self.inlines if obj is not None else [SensorInline, ActuatorInline, MembershipInline]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "time_zone":
+            kwargs["widget"] = forms.Select(choices=time_zone_choices())
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def _create_formsets(self, request, obj, change):
+        # The actuators inline checks its keys against the sensors inline's (ActuatorFormSet.clean),
+        # so each formset is told the others of the page. (A private hook of ModelAdmin: the one
+        # place where all of a page's formsets exist before they are validated.)
+        formsets, inline_instances = super()._create_formsets(request, obj, change)
+        for formset in formsets:
+            formset.sibling_formsets = formsets
+        return formsets, inline_instances
 
     def save_model(self, request, obj, form, change):
         if change:
             # Only the fields of the form: a worker may have changed the provisioning fields
             # since the form was loaded.
             registry.kit_update(
-                kit=obj, name=obj.name, description=obj.description, admin_email=obj.admin_email, public=obj.public
+                kit=obj,
+                name=obj.name,
+                description=obj.description,
+                admin_email=obj.admin_email,
+                public=obj.public,
+                time_zone=obj.time_zone,
             )
             return
         # A new kit is registered like one from the API (which queues its provisioning); the
@@ -180,6 +269,7 @@ class KitAdmin(admin.ModelAdmin):
             description=obj.description,
             admin_email=obj.admin_email,
             public=obj.public,
+            time_zone=obj.time_zone,
         )
         obj.pk = kit.pk
         obj._state.adding = False
@@ -187,6 +277,8 @@ class KitAdmin(admin.ModelAdmin):
     def save_formset(self, request, form, formset, change):
         if formset.model is Membership:
             membership_edits_save(formset)
+        elif formset.model is Actuator:
+            actuator_edits_save(formset)
         else:
             super().save_formset(request, form, formset, change)
 

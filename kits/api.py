@@ -57,9 +57,16 @@ class KitListApi(GenericAPIView):
     )
     def get(self, request):
         page = self.paginate_queryset(selectors.kits_listed_for(request.user))
-        sensors = selectors.sensors_of_kits(kit_ids=[row["id"] for row in page])
+        kit_ids = [row["id"] for row in page]
+        sensors = selectors.sensors_of_kits(kit_ids=kit_ids)
+        actuators = selectors.actuators_of_kits(kit_ids=kit_ids)
         data = [
-            kit_output_data(SimpleNamespace(**row), user=request.user, sensors=sensors.get(row["id"], []))
+            kit_output_data(
+                SimpleNamespace(**row),
+                user=request.user,
+                sensors=sensors.get(row["id"], []),
+                actuators=actuators.get(row["id"], []),
+            )
             for row in page
         ]
         return self.get_paginated_response(data)
@@ -67,6 +74,10 @@ class KitListApi(GenericAPIView):
     @extend_schema(
         operation_id="kits_create",
         summary="Register a kit (staff)",
+        description=(
+            "With its `sensors` and `actuators` (a LED panel, a fan...: key, kind, dimmable). A key names "
+            "a sensor or an actuator of the kit, not both: a clash is a 400 on the actuator's key."
+        ),
         request=KitCreateInputSerializer,
         responses={201: KitOutputSerializer, 400: BAD_INPUT, 401: NOT_SIGNED_IN, 403: FORBIDDEN},
     )
@@ -84,7 +95,9 @@ class KitListApi(GenericAPIView):
             description=fields["description"],
             admin_email=fields.get("admin", ""),
             public=fields["public"],
+            time_zone=fields["time_zone"],
             sensors=fields["sensors"],
+            actuators=fields["actuators"],
         )
         return Response(
             _kit_output(request, kit),
@@ -106,6 +119,10 @@ class KitDetailApi(APIView):
     @extend_schema(
         operation_id="kits_partial_update",
         summary="Change a kit (owners and staff)",
+        description=(
+            "Fields left out stay as they are; given `sensors` or `actuators` replace all of the kit's. A key "
+            "names a sensor or an actuator of the kit, not both: a clash is a 400 on the entry that clashes."
+        ),
         request=KitUpdateInputSerializer,
         responses={200: KitOutputSerializer, 400: BAD_INPUT, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     )
@@ -120,7 +137,9 @@ class KitDetailApi(APIView):
             description=fields.get("description"),
             admin_email=fields.get("admin"),
             public=fields.get("public"),
+            time_zone=fields.get("time_zone"),
             sensors=fields.get("sensors"),
+            actuators=fields.get("actuators"),
         )
         return Response(_kit_output(request, kit))
 

@@ -8,7 +8,7 @@ private key is ever kept: never in the database.
 
 import io
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import tomli_w
 from django.core.files.base import ContentFile
@@ -32,8 +32,16 @@ class SensorConfig:
 
 
 @dataclass(frozen=True)
+class ActuatorConfig:
+    key: str
+    kind: str
+    dimmable: bool
+
+
+@dataclass(frozen=True)
 class DeviceConfig:
-    """What goes into kit.toml: how and where the kit connects, and what it measures."""
+    """What goes into kit.toml: how and where the kit connects, what it measures and what it
+    switches, and the time zone its schedules run in."""
 
     kit_id: str
     thing_name: str
@@ -41,6 +49,8 @@ class DeviceConfig:
     port: int
     topics: dict[str, str]
     sensors: list[SensorConfig]
+    actuators: list[ActuatorConfig] = field(default_factory=list)
+    time_zone: str = "UTC"
 
 
 def bundle_storage() -> Storage:
@@ -93,7 +103,7 @@ def device_config_toml(config: DeviceConfig) -> str:
     relative to the file itself. Written by tomli-w, so every value is quoted as TOML wants."""
     document = {
         "schema_version": 1,
-        "kit": {"id": config.kit_id, "thing_name": config.thing_name},
+        "kit": {"id": config.kit_id, "thing_name": config.thing_name, "time_zone": config.time_zone},
         "mqtt": {
             "endpoint": config.endpoint,
             "port": int(config.port),
@@ -104,6 +114,7 @@ def device_config_toml(config: DeviceConfig) -> str:
         },
         "topics": dict(config.topics),
         "sensors": [_sensor_entry(sensor) for sensor in config.sensors],
+        "actuators": [_actuator_entry(actuator) for actuator in config.actuators],
     }
     header = (
         "# AstroPlant kit configuration, made by the backend with this kit's certificate.\n"
@@ -119,6 +130,17 @@ def _sensor_entry(sensor) -> dict:
     if sensor.max_value is not None:
         entry["max_value"] = float(sensor.max_value)
     return entry
+
+
+def _actuator_entry(actuator: ActuatorConfig) -> dict:
+    # Simulated until someone on the Pi names the real driver (GPIO relay, PWM) and its pins.
+    return {
+        "key": actuator.key,
+        "kind": actuator.kind,
+        "dimmable": bool(actuator.dimmable),
+        "driver": "simulated",
+        "options": {},
+    }
 
 
 def _private_entry(name: str) -> zipfile.ZipInfo:

@@ -166,6 +166,8 @@ class Actuator(models.Model):
     )
     kind = models.CharField(max_length=16, choices=ActuatorKind.choices)
     dimmable = models.BooleanField(default=False, help_text="Levels 0 to 100; otherwise on (100) or off (0).")
+    # Not a column: every actuator's level is a percentage of full power, charted and exported as such.
+    unit = "%"
 
     class Meta:
         ordering = ["key"]

@@ -338,6 +338,8 @@ def _device_config(kit: Kit) -> bundles.DeviceConfig:
         port=settings.IOT_MQTT_PORT,
         topics=kit_topics(kit.thing_name),
         sensors=[bundles.SensorConfig(s.key, s.quantity, s.unit, s.min_value, s.max_value) for s in kit.sensors.all()],
+        actuators=[bundles.ActuatorConfig(a.key, a.kind, a.dimmable) for a in kit.actuators.all()],
+        time_zone=kit.time_zone,
     )
 
 

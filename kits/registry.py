@@ -1,4 +1,4 @@
-"""The registry's writes: registering, changing and deleting kits, and their sensors. Views, the
+"""The registry's writes: registering, changing and deleting kits, their sensors and actuators. Views, the
 admin and commands call these, never the ORM. A registered kit's provisioning on AWS IoT is queued
 on commit (kits/provisioning.py)."""
 
@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from . import provisioning, tasks
 from .exceptions import KitBusy, KitInvalid, KitStateConflict
-from .models import Kit, ProvisioningStatus, Sensor, kit_id_generate
+from .models import Actuator, Kit, ProvisioningStatus, Sensor, kit_id_generate
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,13 @@ class SensorSpec:
     max_value: float | None = None
 
 
+@dataclass(frozen=True)
+class ActuatorSpec:
+    key: str
+    kind: str
+    dimmable: bool = False
+
+
 def kit_register(
     *,
     name: str,
@@ -30,12 +37,16 @@ def kit_register(
     description: str = "",
     admin_email: str = "",
     public: bool = False,
+    time_zone: str = "UTC",
     sensors: Iterable[SensorSpec] = (),
+    actuators: Iterable[ActuatorSpec] = (),
 ) -> Kit:
-    """Register a new kit with its sensors. Without an id, a fresh random one is generated.
-    Its provisioning on AWS IoT is queued once the registration commits."""
-    sensors = list(sensors)
-    _check_sensor_keys_unique(sensors)
+    """Register a new kit with its sensors and actuators. Without an id, a fresh random one is
+    generated. Its provisioning on AWS IoT is queued once the registration commits."""
+    sensors, actuators = list(sensors), list(actuators)
+    _check_keys_unique(sensors, "sensors", "sensor")
+    _check_keys_unique(actuators, "actuators", "actuator")
+    _check_keys_apart(sensors=sensors, actuators=actuators, changed="actuators")
     for _ in range(5):
         kit_id = id or kit_id_generate()
         kit = Kit(
@@ -44,6 +55,7 @@ def kit_register(
             description=description,
             admin_email=admin_email,
             public=public,
+            time_zone=time_zone,
             provisioning_status=ProvisioningStatus.PENDING,
             provisioning_status_changed_at=timezone.now(),
         )
@@ -54,6 +66,7 @@ def kit_register(
                     raise IntegrityError
                 kit.save(force_insert=True)
                 _sensors_replace(kit, sensors)
+                _actuators_replace(kit, actuators)
             tasks.kit_provision_task.delay_on_commit(kit.id)
             return kit
         except IntegrityError:
@@ -70,14 +83,18 @@ def kit_update(
     description: str | None = None,
     admin_email: str | None = None,
     public: bool | None = None,
+    time_zone: str | None = None,
     sensors: Iterable[SensorSpec] | None = None,
+    actuators: Iterable[ActuatorSpec] | None = None,
 ) -> Kit:
-    """Change a kit's details. Given sensors replace the kit's sensors; None leaves them alone."""
+    """Change a kit's details. Given sensors (actuators) replace the kit's sensors (actuators);
+    None leaves them alone. Either way a key names a sensor or an actuator of the kit, not both."""
     changes = {
         "name": name,
         "description": description,
         "admin_email": admin_email,
         "public": public,
+        "time_zone": time_zone,
     }
     for field, value in changes.items():
         if value is not None:
@@ -88,9 +105,32 @@ def kit_update(
         kit.save(update_fields=[*changes, "updated_at"])
         if sensors is not None:
             sensors = list(sensors)
-            _check_sensor_keys_unique(sensors)
+            _check_keys_unique(sensors, "sensors", "sensor")
+        if actuators is not None:
+            actuators = list(actuators)
+            _check_keys_unique(actuators, "actuators", "actuator")
+        if sensors is not None or actuators is not None:
+            _check_keys_apart(
+                sensors=sensors if sensors is not None else list(kit.sensors.all()),
+                actuators=actuators if actuators is not None else list(kit.actuators.all()),
+                changed="actuators" if actuators is not None else "sensors",
+            )
+        if sensors is not None:
             _sensors_replace(kit, sensors)
+        if actuators is not None:
+            _actuators_replace(kit, actuators)
     return kit
+
+
+def kit_actuators_replace(*, kit: Kit, actuators: Iterable[ActuatorSpec]) -> list[Actuator]:
+    """Replace all of a kit's actuators (the admin's inline). KitInvalid if two share a key or
+    one has the key of one of the kit's sensors. Returns the new rows."""
+    actuators = list(actuators)
+    _check_keys_unique(actuators, "actuators", "actuator")
+    with transaction.atomic():
+        _check_keys_apart(sensors=list(kit.sensors.all()), actuators=actuators, changed="actuators")
+        _actuators_replace(kit, actuators)
+    return list(kit.actuators.all())
 
 
 def kit_delete(*, kit: Kit) -> None:
@@ -124,11 +164,29 @@ def _full_clean(instance, exclude=None) -> None:
         raise KitInvalid(error.message_dict) from None
 
 
-def _check_sensor_keys_unique(sensors: list[SensorSpec]) -> None:
-    keys = [sensor.key for sensor in sensors]
+def _check_keys_unique(items: list, field: str, noun: str) -> None:
+    keys = [item.key for item in items]
     duplicates = sorted({key for key in keys if keys.count(key) > 1})
     if duplicates:
-        raise KitInvalid({"sensors": [f"Each sensor key may appear once; repeated: {', '.join(duplicates)}."]})
+        raise KitInvalid({field: [f"Each {noun} key may appear once; repeated: {', '.join(duplicates)}."]})
+
+
+def _check_keys_apart(*, sensors: list, actuators: list, changed: str) -> None:
+    """Readings and actuator levels are stored side by side under their keys, so one key must
+    not name both. The error names each clashing entry of the list being `changed`."""
+    if changed == "actuators":
+        taken, items, other = {sensor.key for sensor in sensors}, actuators, "a sensor"
+    else:
+        taken, items, other = {actuator.key for actuator in actuators}, sensors, "an actuator"
+    errors = {
+        f"{changed}[{index}].key": [
+            f"'{item.key}' is already the key of {other} of this kit: a key names a sensor or an actuator, not both."
+        ]
+        for index, item in enumerate(items)
+        if item.key in taken
+    }
+    if errors:
+        raise KitInvalid(errors)
 
 
 def _sensors_replace(kit: Kit, sensors: list[SensorSpec]) -> None:
@@ -139,3 +197,12 @@ def _sensors_replace(kit: Kit, sensors: list[SensorSpec]) -> None:
     Sensor.objects.bulk_create(rows)
     # Drop the prefetched list so the caller sees the new sensors.
     getattr(kit, "_prefetched_objects_cache", {}).pop("sensors", None)
+
+
+def _actuators_replace(kit: Kit, actuators: list[ActuatorSpec]) -> None:
+    kit.actuators.all().delete()
+    rows = [Actuator(kit=kit, **vars(spec)) for spec in actuators]
+    for row in rows:
+        _full_clean(row, exclude=["kit"])
+    Actuator.objects.bulk_create(rows)
+    getattr(kit, "_prefetched_objects_cache", {}).pop("actuators", None)

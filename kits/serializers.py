@@ -6,20 +6,31 @@ from rest_framework import serializers
 
 from astroplant_site.api import JsonBodySerializer
 
-from .models import KIT_ID_MAX_LENGTH, Kit, Membership, ProvisioningStatus, Quantity, Role, kit_id_validator
-from .registry import SensorSpec
-from .selectors import SENSOR_LISTING_FIELDS, kit_can_manage, kit_can_see_private_details
+from .models import (
+    KIT_ID_MAX_LENGTH,
+    ActuatorKind,
+    Kit,
+    Membership,
+    ProvisioningStatus,
+    Quantity,
+    Role,
+    kit_id_validator,
+    time_zone_validator,
+)
+from .registry import ActuatorSpec, SensorSpec
+from .selectors import ACTUATOR_LISTING_FIELDS, SENSOR_LISTING_FIELDS, kit_can_manage, kit_can_see_private_details
 
 MAX_SENSORS_PER_KIT = 32
+# With the sensors, at most 64 values a message: what the ingest bridge stores of one.
+MAX_ACTUATORS_PER_KIT = 32
+KEY_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+KEY_RULE = "Use 1 to 40 lower-case letters, digits and underscores, starting with a letter."
 
 
 class SensorSerializer(JsonBodySerializer):
     # Identifiers and addresses are checked as sent (DRF would trim " co2" into a valid key first).
     key = serializers.RegexField(
-        r"^[a-z][a-z0-9_]{0,39}$",
-        max_length=40,
-        trim_whitespace=False,
-        error_messages={"invalid": "Use 1 to 40 lower-case letters, digits and underscores, starting with a letter."},
+        KEY_PATTERN, max_length=40, trim_whitespace=False, error_messages={"invalid": KEY_RULE}
     )
     quantity = serializers.ChoiceField(choices=Quantity.choices)
     unit = serializers.CharField(max_length=16)
@@ -43,6 +54,40 @@ class SensorListField(serializers.ListField):
         return [SensorSpec(**sensor) for sensor in super().to_internal_value(data)]
 
 
+class ActuatorSerializer(JsonBodySerializer):
+    key = serializers.RegexField(
+        KEY_PATTERN,
+        max_length=40,
+        trim_whitespace=False,
+        error_messages={"invalid": KEY_RULE},
+        help_text="The name the kit reports its level under, such as `led`; not one of the kit's sensor keys.",
+    )
+    kind = serializers.ChoiceField(choices=ActuatorKind.choices)
+    dimmable = serializers.BooleanField(
+        required=False, default=False, help_text="Levels 0 to 100; otherwise on (100) or off (0)."
+    )
+
+
+class ActuatorListField(serializers.ListField):
+    child = ActuatorSerializer()
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=MAX_ACTUATORS_PER_KIT, **kwargs)
+
+    def to_internal_value(self, data):
+        return [ActuatorSpec(**actuator) for actuator in super().to_internal_value(data)]
+
+
+def _time_zone_field(**kwargs):
+    return serializers.CharField(
+        max_length=64,
+        trim_whitespace=False,
+        validators=[time_zone_validator],
+        help_text="An IANA time zone such as Europe/Amsterdam (default UTC): the kit's schedules run on its clock.",
+        **kwargs,
+    )
+
+
 class KitCreateInputSerializer(JsonBodySerializer):
     id = serializers.CharField(
         required=False,
@@ -58,7 +103,9 @@ class KitCreateInputSerializer(JsonBodySerializer):
         required=False, allow_blank=True, trim_whitespace=False, help_text="The kit's admin e-mail."
     )
     public = serializers.BooleanField(required=False, default=False)
+    time_zone = _time_zone_field(required=False, default="UTC")
     sensors = SensorListField(required=False, default=list)
+    actuators = ActuatorListField(required=False, default=list)
 
 
 class KitUpdateInputSerializer(JsonBodySerializer):
@@ -66,7 +113,9 @@ class KitUpdateInputSerializer(JsonBodySerializer):
     description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     admin = serializers.EmailField(required=False, allow_blank=True, trim_whitespace=False)
     public = serializers.BooleanField(required=False)
+    time_zone = _time_zone_field(required=False)
     sensors = SensorListField(required=False, help_text="Replaces all of the kit's sensors.")
+    actuators = ActuatorListField(required=False, help_text="Replaces all of the kit's actuators.")
 
 
 class SensorOutputSerializer(serializers.Serializer):
@@ -75,6 +124,12 @@ class SensorOutputSerializer(serializers.Serializer):
     unit = serializers.CharField()
     min_value = serializers.FloatField(allow_null=True)
     max_value = serializers.FloatField(allow_null=True)
+
+
+class ActuatorOutputSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    kind = serializers.ChoiceField(choices=ActuatorKind.choices)
+    dimmable = serializers.BooleanField()
 
 
 class KitDetailsSerializer(serializers.Serializer):
@@ -96,6 +151,10 @@ class KitOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
     public = serializers.BooleanField()
     sensors = SensorOutputSerializer(many=True)
+    actuators = ActuatorOutputSerializer(
+        many=True, help_text="Their levels (0-100) are served by GET /kits/{id}/data under their keys, as sensors are."
+    )
+    time_zone = serializers.CharField()
     last_seen = serializers.DateTimeField(allow_null=True)
     provisioning_status = serializers.SerializerMethodField()
 
@@ -130,15 +189,18 @@ class KitOutputSerializer(serializers.Serializer):
         }
 
 
-def kit_output_data(kit, *, user, sensors: list[dict] | None = None) -> dict:
+def kit_output_data(kit, *, user, sensors: list[dict] | None = None, actuators: list[dict] | None = None) -> dict:
     """What KitOutputSerializer makes of `kit` for `user`, built directly. DRF's field-by-field
     serialisation of a page of 50 kits and their sensors was most of GET /kits; the serializer
     stays the schema's source, and a test holds the two equal for every kind of caller.
 
-    `kit` is a Kit, or a row of selectors.kits_listed_for with attribute access; `sensors` its
-    sensors as rows of selectors.sensors_of_kits (default: the Kit's own)."""
+    `kit` is a Kit, or a row of selectors.kits_listed_for with attribute access; `sensors` and
+    `actuators` its sensors and actuators as rows of selectors.sensors_of_kits and
+    selectors.actuators_of_kits (default: the Kit's own)."""
     if sensors is None:
         sensors = [{name: getattr(sensor, name) for name in SENSOR_LISTING_FIELDS} for sensor in kit.sensors.all()]
+    if actuators is None:
+        actuators = [{name: getattr(row, name) for name in ACTUATOR_LISTING_FIELDS} for row in kit.actuators.all()]
     private = kit_can_see_private_details(user=user, kit=kit)
     return {
         "id": kit.id,
@@ -160,6 +222,11 @@ def kit_output_data(kit, *, user, sensors: list[dict] | None = None) -> dict:
             }
             for sensor in sensors
         ],
+        "actuators": [
+            {"key": actuator["key"], "kind": actuator["kind"], "dimmable": actuator["dimmable"]}
+            for actuator in actuators
+        ],
+        "time_zone": kit.time_zone,
         "last_seen": _datetime_text(kit.last_seen),
         "provisioning_status": kit.provisioning_status if kit_can_manage(user=user, kit=kit) else None,
     }

@@ -109,13 +109,16 @@ class KitDataApi(APIView):
         summary="A kit's latest data points, or its history",
         description=(
             "Without `from`: the latest point of each sensor, or the latest `last` points (up to 1000).\n\n"
+            "A kit's actuators are served like its sensors, under their own keys: each point's `value` is the "
+            "actuator's level, 0 to 100 (%), as the kit reported it with its readings.\n\n"
             "With `from` (and `to`, default now): the history in [from, to) at `resolution`: `raw` readings, "
             "`1h` or `1d` rollups (each point's `value` is the bucket's mean, with `min`, `max`, `mean` and "
             "`count`), or `auto` (the default: the finest that gives at most about 2000 points per series; "
             "the `X-Resolution` header says which). Raw history comes in pages: when there is more, the "
             '`Link` header holds the next page\'s URL (`<...>; rel="next"`).\n\n'
-            "`format=csv` (or `Accept: text/csv`) streams the same data as CSV: timestamp, sensor, value, "
-            "unit; a raw range is streamed whole, without pages. Anyone who may see the kit may see its data."
+            "`format=csv` (or `Accept: text/csv`) streams the same data as CSV: timestamp, sensor (a sensor's or "
+            "an actuator's key), value, unit (`%` for an actuator); a raw range is streamed whole, without pages. "
+            "Anyone who may see the kit may see its data."
         ),
         parameters=[
             OpenApiParameter(
@@ -127,7 +130,11 @@ class KitDataApi(APIView):
                 "from", OpenApiTypes.DATETIME, description="Start of the range, ISO 8601 (inclusive); `Z` for UTC."
             ),
             OpenApiParameter("to", OpenApiTypes.DATETIME, description="End of the range (exclusive); default now."),
-            OpenApiParameter("sensor", str, description="Only these sensors, comma-separated: `temperature,co2`."),
+            OpenApiParameter(
+                "sensor",
+                str,
+                description="Only these sensors or actuators, comma-separated: `temperature,co2,led`.",
+            ),
             OpenApiParameter("resolution", str, enum=RESOLUTIONS, description="Default auto."),
             OpenApiParameter(
                 "page_size",
@@ -152,7 +159,9 @@ class KitDataApi(APIView):
             ),
         ],
         responses={
-            (200, "application/json"): OpenApiResponse(KitData, description="Sensor key -> points, oldest first."),
+            (200, "application/json"): OpenApiResponse(
+                KitData, description="Sensor or actuator key -> points, oldest first."
+            ),
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="timestamp,sensor,value,unit rows."),
             # Errors are JSON whatever format was asked for (see finalize_response).
             (400, "application/json"): BAD_INPUT,
@@ -165,12 +174,15 @@ class KitDataApi(APIView):
         query = DataQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        units = {sensor.key: sensor.unit for sensor in kit.sensors.all()}
+        # Actuator levels are stored and served like readings, under the actuators' keys.
+        units = {row.key: row.unit for row in [*kit.sensors.all(), *kit.actuators.all()]}
         sensors = params.get("sensor")
         unknown = [key for key in sensors or [] if key not in units]
         if unknown:
             known = ", ".join(sorted(units)) or "none"
-            raise ValidationError({"sensor": [f"This kit has no sensor {', '.join(unknown)}; it has: {known}."]})
+            raise ValidationError(
+                {"sensor": [f"This kit has no sensor or actuator {', '.join(unknown)}; it has: {known}."]}
+            )
         as_csv = request.accepted_renderer.format == "csv"
 
         if "from" not in params:

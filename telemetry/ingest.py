@@ -274,7 +274,7 @@ class IngestBridge:
                 refused.append(self._refusal(message, f"No kit '{content.kit_id}' is registered to send readings."))
                 continue
             if isinstance(content, Measurement):
-                reading = services.Reading(kit_id=content.kit_id, timestamp=content.timestamp, values=content.readings)
+                reading = services.Reading(kit_id=content.kit_id, timestamp=content.timestamp, values=content.values)
                 problem = services.reading_problem(reading)
                 if problem:
                     refused.append(self._refusal(message, problem))

@@ -8,7 +8,7 @@ act on; the ingest bridge keeps such a message as a dead letter.
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 
@@ -50,6 +50,15 @@ class Measurement:
     timestamp: datetime
     sequence: int
     readings: dict[str, float]
+    # Each actuator's level (0-100) at that instant, under the actuator's key.
+    actuators: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def values(self) -> dict[str, float]:
+        """What is stored of the message: readings and actuator levels side by side, each under
+        its key (the two never share one), so an actuator's history is kept and served like a
+        sensor's."""
+        return {**self.readings, **self.actuators}
 
 
 @dataclass(frozen=True)
@@ -117,8 +126,13 @@ def message_parse(
         raise InvalidMessage(f"The payload speaks for kit {kit_id!r} on kit {topic_kit_id!r}'s topic.")
     timestamp = _timestamp(body.get("timestamp"), now=now, max_age=max_age, max_ahead=max_ahead)
     if channel == "measurements":
+        readings = _readings(body)
         return Measurement(
-            kit_id=kit_id, timestamp=timestamp, sequence=_sequence(body.get("sequence")), readings=_readings(body)
+            kit_id=kit_id,
+            timestamp=timestamp,
+            sequence=_sequence(body.get("sequence")),
+            readings=readings,
+            actuators=_actuator_levels(body, readings),
         )
     if channel == "command-results":
         return _command_result(body, kit_id=kit_id, timestamp=timestamp)
@@ -231,6 +245,32 @@ def _readings(body: dict) -> dict[str, float]:
         if not SENSOR_KEY.match(key):
             raise InvalidMessage(f"{key!r} is not a sensor key (lower-case letters, digits, underscores).")
         clean[key] = _number(key, value)
+    return clean
+
+
+def _actuator_levels(body: dict, readings: dict[str, float]) -> dict[str, float]:
+    """The optional `actuators` map: actuator key -> level, 0 to 100."""
+    if "actuators" not in body:
+        return {}
+    levels = body["actuators"]
+    if not isinstance(levels, dict):
+        raise InvalidMessage("actuators must be an object of actuator key -> level (0 to 100).")
+    if len(readings) + len(levels) > MAX_READINGS_PER_MESSAGE:
+        raise InvalidMessage(
+            f"{len(readings)} readings and {len(levels)} actuator levels in one message; "
+            f"at most {MAX_READINGS_PER_MESSAGE} values in all."
+        )
+    clean = {}
+    for key, value in levels.items():
+        if not SENSOR_KEY.match(key):
+            raise InvalidMessage(f"{key!r} is not an actuator key (lower-case letters, digits, underscores).")
+        if key in readings:
+            raise InvalidMessage(f"{key} is both a reading and an actuator: a key names a sensor or an actuator.")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidMessage(f"Actuator {key}'s level {value!r} is not a number from 0 to 100.")
+        if not 0 <= value <= 100:  # compared as given: an integer too large for a float is just large
+            raise InvalidMessage(f"Actuator {key}'s level {value!r} is outside 0 to 100.")
+        clean[key] = float(value)
     return clean
 
 

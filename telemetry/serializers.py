@@ -38,7 +38,9 @@ class DataQuerySerializer(StrictInputSerializer):
     last = serializers.IntegerField(min_value=1, max_value=LAST_MAX, required=False)
     from_ = serializers.DateTimeField(input_formats=DATE_TIME_FORMATS, required=False)
     to = serializers.DateTimeField(input_formats=DATE_TIME_FORMATS, required=False)
-    sensor = serializers.CharField(max_length=2000, required=False, help_text="Comma-separated sensor keys.")
+    sensor = serializers.CharField(
+        max_length=2000, required=False, help_text="Comma-separated sensor or actuator keys."
+    )
     resolution = serializers.ChoiceField(choices=RESOLUTIONS, required=False)
     page_size = serializers.IntegerField(min_value=1, max_value=RAW_PAGE_SIZE_MAX, required=False)
     cursor = serializers.CharField(max_length=100, required=False)
@@ -83,5 +85,5 @@ class DataPoint(TypedDict):
     count: NotRequired[int]
 
 
-# Sensor key -> its points, oldest first: the seed's `data` shape.
+# Sensor (or actuator) key -> its points, oldest first: the seed's `data` shape.
 KitData = dict[str, list[DataPoint]]

@@ -2,9 +2,12 @@
 response against our own OpenAPI schema."""
 
 import json
+import uuid
 
 import pytest
+import redis
 from django.contrib.auth import get_user_model
+from django.core.cache import caches
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import settings as hypothesis_settings
 from openapi_core import OpenAPI
@@ -334,3 +337,20 @@ def dynamodb_calls(telemetry_tables):
     client().meta.events.register("provide-client-params.dynamodb.*", record)
     yield calls
     client().meta.events.unregister("provide-client-params.dynamodb.*", record)
+
+
+@pytest.fixture
+def redis_cache(settings):
+    """The default cache on the test Redis (the Celery broker's database, under a prefix of its own)."""
+    prefix = f"test-cache-{uuid.uuid4().hex}"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "astroplant_site.cache.RedisCache",
+            "LOCATION": settings.CELERY_BROKER_URL,
+            "KEY_PREFIX": prefix,
+        }
+    }
+    yield caches["default"]
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)

@@ -1,6 +1,9 @@
 """Signing in for the mobile app: tokens, their storage, and throttled failures."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from knox.models import AuthToken
 
 
@@ -131,3 +134,59 @@ def test_a_malformed_sign_in_is_400(anonymous, users, body, field):
 
     assert response.status_code == 400
     assert field in response.json()["errors"]
+
+
+def _token_of(user, *, expired: bool) -> str:
+    instance, token = AuthToken.objects.create(user)
+    if expired:
+        instance.expiry = timezone.now() - timedelta(minutes=1)
+        instance.save(update_fields=["expiry"])
+    return token
+
+
+def test_an_expired_token_is_refused_and_forgotten(make_client, users, private_kit):
+    # Given a token past its expiry
+    token = _token_of(users["owner"], expired=True)
+    app = make_client()
+    app.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+
+    # When the app uses it
+    response = app.get("/kits/private-kit")
+
+    # Then it is refused, and the token is gone
+    assert response.status_code == 401
+    assert not AuthToken.objects.filter(user=users["owner"]).exists()
+
+
+def test_a_token_in_use_is_renewed(make_client, users, private_kit, settings):
+    # Given a token that lapses in a day
+    instance, token = AuthToken.objects.create(users["owner"], expiry=timedelta(days=1))
+    app = make_client()
+    app.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+
+    # When the app uses it
+    assert app.get("/kits/private-kit").status_code == 200
+
+    # Then it lives a whole TOKEN_TTL from now (AUTO_REFRESH)
+    instance.refresh_from_db()
+    assert instance.expiry > timezone.now() + settings.REST_KNOX["TOKEN_TTL"] - timedelta(minutes=1)
+
+
+def test_signing_in_sweeps_the_users_expired_tokens_and_keeps_the_live_ones(anonymous, make_client, users):
+    # Given a grower with an expired token and a live one (requests do not sweep: knox would, on each)
+    _token_of(users["owner"], expired=True)
+    live = _token_of(users["owner"], expired=False)
+    app = make_client()
+    app.credentials(HTTP_AUTHORIZATION=f"Token {live}")
+    assert app.get("/kits").status_code == 200
+    assert AuthToken.objects.filter(user=users["owner"]).count() == 2
+
+    # When the grower signs in on another device
+    response = anonymous.post("/auth/token", {"username": "owner", "password": "pw-owner"}, format="json")
+
+    # Then the expired token is deleted, the live one and the new one work
+    assert response.status_code == 200
+    assert AuthToken.objects.filter(user=users["owner"]).count() == 2
+    assert app.get("/kits").status_code == 200
+    app.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
+    assert app.get("/kits").status_code == 200

@@ -125,3 +125,32 @@ def test_the_counts_are_kept_in_the_database_every_web_worker_shares(make_client
         cursor.execute("SELECT cache_key FROM astroplant_cache")
         keys = [key for (key,) in cursor.fetchall()]
     assert any("throttle-anon-address-127.0.0.1" in key for key in keys)
+
+
+def test_on_redis_a_caller_over_the_rate_gets_429_with_retry_after(make_client, public_kit, rates, redis_cache):
+    # Given anonymous callers may make 3 requests a minute, counted in Redis
+    rates(anon="3/minute")
+    anonymous = make_client()
+    assert [anonymous.get("/kits").status_code for _ in range(3)] == [200, 200, 200]
+
+    # When one makes a fourth
+    response = anonymous.get("/kits/public-kit")
+
+    # Then it is refused, saying how long to wait, and another caller is not
+    assert response.status_code == 429
+    assert response.json() == {"detail": f"Too many requests: try again in {response['Retry-After']} seconds."}
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert make_client().get("/kits", REMOTE_ADDR="203.0.113.9").status_code == 200
+
+
+def test_on_redis_signed_in_callers_and_scopes_are_counted_apart(make_client, users, public_kit, rates, redis_cache):
+    # Given 2 requests a minute for signed-in callers, and 1 a minute for a kit's data
+    rates(user="2/minute", data="1/minute")
+    owner, viewer = make_client(users["owner"]), make_client(users["viewer"])
+
+    # When the owner asks for the data twice, then for the kit
+    answers = [owner.get("/kits/public-kit/data").status_code for _ in range(2)] + [owner.get("/kits").status_code]
+
+    # Then the data's second is refused by its own rate, the third by the user's; the viewer is not
+    assert answers == [200, 429, 429]
+    assert viewer.get("/kits").status_code == 200

@@ -100,7 +100,7 @@ LOGOUT_REDIRECT_URL = "/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "astroplant_site.token_auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
@@ -127,6 +127,9 @@ REST_FRAMEWORK = {
 # table in the database (`manage.py createcachetable` makes it; the tests make it themselves);
 # CACHE_URL=redis://host:6379/1 puts them in Redis instead, cheaper per request.
 CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://astroplant_cache")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # Django's, keeping one Redis client per process rather than making one per call.
+    CACHES["default"]["BACKEND"] = "astroplant_site.cache.RedisCache"
 if CACHES["default"]["BACKEND"].endswith("DatabaseCache"):
     # Django's default of 300 entries would drop live counts once 300 callers are counted at once.
     CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 100_000)
@@ -156,6 +159,7 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {
         "MembershipRoleEnum": "kits.models.Role",
+        "ActuatorKindEnum": "kits.models.ActuatorKind",
     },
 }
 

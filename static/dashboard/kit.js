@@ -1,6 +1,10 @@
-// A kit page's charts: one uPlot chart per sensor, fed by the data API (GET /kits/{id}/data).
+// A kit page's charts: one uPlot chart per sensor and per actuator, fed by the data API
+// (GET /kits/{id}/data), which serves an actuator's levels under its key like a sensor's readings.
+// An actuator's chart is drawn on a fixed 0-100 % scale, its raw levels as steps (a level holds
+// until the kit reports another).
 //
-// The page renders the controls and an empty <figure> per sensor; this script fetches the shown
+// The page renders the controls and an empty <figure> per series (`data-sensor` holds its key, a
+// sensor's or an actuator's; an actuator's also has `data-actuator`); this script fetches the shown
 // range with `resolution=auto` (the API picks raw readings, hourly or daily rollups so a series
 // stays under about 2,000 points), follows `Link: rel="next"` pages of raw readings, and draws.
 // Tests and the benchmark read the state it exposes as data attributes: `#charts[data-state]`
@@ -31,6 +35,9 @@
   const toInput = document.getElementById("range-to");
   const figures = new Map([...chartsBox.querySelectorAll("figure[data-sensor]")].map((f) => [f.dataset.sensor, f]));
   const charts = new Map(); // sensor key -> {plot, rollup, onDrawn}
+  // What is charted, in page order: the sensors, then the actuators.
+  const SERIES = config.sensors.concat(config.actuators || []);
+  const LEVEL_RANGE = [0, 100];
 
   let range = config.range; // {preset} or {preset: "custom", from, to}
   let latestLoad = 0; // a newer load supersedes one still in flight
@@ -150,10 +157,10 @@
 
   function chartOptions(sensor, width, rollup) {
     const withUnit = (v) => (v == null ? "–" : `${formatNumber(v)} ${sensor.unit}`);
-    const series = [
-      { label: "Time", value: (u, t) => (t == null ? "–" : formatTime(t)) },
-      { label: rollup ? "Mean" : sensor.label, stroke: LINE, width: 2, value: (u, v) => withUnit(v), points: { show: false } },
-    ];
+    const main = { label: rollup ? "Mean" : sensor.label, stroke: LINE, width: 2, value: (u, v) => withUnit(v), points: { show: false } };
+    // An actuator's level holds until the kit reports the next one: steps, not slopes.
+    if (sensor.actuator && !rollup) main.paths = uPlot.paths.stepped({ align: 1 });
+    const series = [{ label: "Time", value: (u, t) => (t == null ? "–" : formatTime(t)) }, main];
     if (rollup) {
       series.push(
         { label: "Min", stroke: "rgba(47,125,67,0.45)", width: 1, value: (u, v) => withUnit(v), points: { show: false } },
@@ -165,7 +172,7 @@
       width,
       height: CHART_HEIGHT,
       // uPlot places its ticks in the browser's own zone unless told another: the viewer's.
-      scales: { x: { time: true } },
+      scales: sensor.actuator ? { x: { time: true }, y: { range: LEVEL_RANGE } } : { x: { time: true } },
       series,
       bands: rollup ? [{ series: [3, 2], fill: "rgba(47,125,67,0.14)" }] : [],
       axes: [
@@ -237,9 +244,9 @@
     try {
       const { series, resolution: said } = await fetchRange(window);
       if (thisLoad !== latestLoad) return; // the user picked another range meanwhile
-      await Promise.all(config.sensors.map((sensor) => draw(sensor, series[sensor.key] || [])));
-      const counts = config.sensors.map((s) => (series[s.key] || []).length);
-      const sample = config.sensors.map((s) => series[s.key] || []).find((p) => p.length > 0) || [];
+      await Promise.all(SERIES.map((sensor) => draw(sensor, series[sensor.key] || [])));
+      const counts = SERIES.map((s) => (series[s.key] || []).length);
+      const sample = SERIES.map((s) => series[s.key] || []).find((p) => p.length > 0) || [];
       const resolution = resolutionOf(said, sample);
       const period = `${formatTime(Date.parse(window.from) / 1000)} to ${formatTime(Date.parse(window.to) / 1000)}`;
       statusLine.textContent = sample.length

@@ -85,8 +85,13 @@ def test_a_registered_kit_is_provisioned_as_one_thing_with_one_active_certificat
 
 
 def test_the_bundle_holds_what_the_pi_needs_and_the_database_no_private_key(iot, unique_kit_id, settings):
-    # Given a provisioned kit
+    # Given a provisioned kit with two sensors and two actuators, in Amsterdam
     kit = register(unique_kit_id())
+    registry.kit_update(
+        kit=kit,
+        time_zone="Europe/Amsterdam",
+        actuators=[registry.ActuatorSpec("led", "light", True), registry.ActuatorSpec("fan", "fan")],
+    )
     provisioning.kit_provision(kit_id=kit.id)
     kit.refresh_from_db()
     certificate = kit.certificates.get()
@@ -104,7 +109,7 @@ def test_the_bundle_holds_what_the_pi_needs_and_the_database_no_private_key(iot,
     root_ca = x509.load_pem_x509_certificate(files["root-ca.pem"])
     device_certificate.verify_directly_issued_by(root_ca)
     config = tomllib.loads(files["kit.toml"].decode())
-    assert config["kit"] == {"id": kit.id, "thing_name": f"astroplant-{kit.id}"}
+    assert config["kit"] == {"id": kit.id, "thing_name": f"astroplant-{kit.id}", "time_zone": "Europe/Amsterdam"}
     assert config["mqtt"]["endpoint"] == settings.IOT_MQTT_ENDPOINT
     assert config["mqtt"]["port"] == settings.IOT_MQTT_PORT
     assert config["mqtt"]["client_id"] == kit.thing_name
@@ -123,6 +128,10 @@ def test_the_bundle_holds_what_the_pi_needs_and_the_database_no_private_key(iot,
         "min_value": -10.0,
         "max_value": 50.0,
     }
+    assert config["actuators"] == [
+        {"key": "fan", "kind": "fan", "dimmable": False, "driver": "simulated", "options": {}},
+        {"key": "led", "kind": "light", "dimmable": True, "driver": "simulated", "options": {}},
+    ]
     # And no table holds the private key
     private_key_text = files["private.pem.key"].decode().splitlines()[1]
     with connection.cursor() as cursor:
@@ -133,8 +142,13 @@ def test_the_bundle_holds_what_the_pi_needs_and_the_database_no_private_key(iot,
 
 
 def test_rotation_activates_a_new_certificate_and_deactivates_the_old_one(iot, unique_kit_id):
-    # Given a provisioned kit
+    # Given a provisioned kit with two sensors and two actuators, in Amsterdam
     kit = register(unique_kit_id())
+    registry.kit_update(
+        kit=kit,
+        time_zone="Europe/Amsterdam",
+        actuators=[registry.ActuatorSpec("led", "light", True), registry.ActuatorSpec("fan", "fan")],
+    )
     provisioning.kit_provision(kit_id=kit.id)
     kit.refresh_from_db()
     old = kit.certificates.get()
@@ -195,8 +209,13 @@ def test_decommissioning_removes_thing_and_certificates_and_keeps_the_kit(iot, u
 
 
 def test_a_provisioned_kit_cannot_be_deleted_before_decommissioning(make_client, users, unique_kit_id):
-    # Given a provisioned kit
+    # Given a provisioned kit with two sensors and two actuators, in Amsterdam
     kit = register(unique_kit_id())
+    registry.kit_update(
+        kit=kit,
+        time_zone="Europe/Amsterdam",
+        actuators=[registry.ActuatorSpec("led", "light", True), registry.ActuatorSpec("fan", "fan")],
+    )
     provisioning.kit_provision(kit_id=kit.id)
 
     # When staff delete it through the API

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 
 from kits import registry, selectors
-from kits.registry import SensorSpec
+from kits.registry import ActuatorSpec, SensorSpec
 from kits.serializers import KitOutputSerializer, kit_output_data
 
 pytestmark = pytest.mark.django_db
@@ -17,12 +17,14 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def odd_kit(users):
     """A kit with what a kit may lack: no admin e-mail, no IP, a sensor without bounds, a last-seen
-    time with microseconds."""
+    time with microseconds; and what others lack: actuators (dimmable and on/off), a time zone."""
     kit = registry.kit_register(
         id="odd-kit",
         name="Odd kit",
         public=True,
+        time_zone="Pacific/Chatham",
         sensors=[SensorSpec("co2", "co2", "ppm", None, None), SensorSpec("light", "light", "lx", 0, 100000)],
+        actuators=[ActuatorSpec("led", "light", True), ActuatorSpec("fan", "fan", False)],
     )
     kit.last_seen = datetime(2026, 11, 30, 10, 0, 5, 123456, tzinfo=UTC)
     kit.save()
@@ -39,6 +41,8 @@ def test_the_kit_json_built_directly_is_what_the_serializer_makes(users, private
         expected = KitOutputSerializer(kit, context={"request": SimpleNamespace(user=user)}).data
         assert kit_output_data(kit, user=user) == expected
         assert list(kit_output_data(kit, user=user)) == list(expected)  # the same order of keys
+    odd = next(kit for kit in kits if kit.id == "odd-kit")  # public: every caller sees it
+    assert [a["key"] for a in kit_output_data(odd, user=user)["actuators"]] == ["fan", "led"]
 
 
 @pytest.mark.parametrize("caller", ["anonymous", "nonmember", "viewer", "owner", "staff"])
@@ -59,3 +63,9 @@ def test_the_kit_list_read_as_plain_rows_is_what_the_serializer_makes(
         for kit in selectors.kits_visible_to(caller_user)
     ]
     assert response.json()["results"] == expected
+    odd = next(kit for kit in response.json()["results"] if kit["id"] == "odd-kit")
+    assert odd["actuators"] == [
+        {"key": "fan", "kind": "fan", "dimmable": False},
+        {"key": "led", "kind": "light", "dimmable": True},
+    ]
+    assert odd["time_zone"] == "Pacific/Chatham"
