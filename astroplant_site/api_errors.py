@@ -11,6 +11,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from control.exceptions import CommandNotFound, ControlError, ControlInvalid
 from kits.exceptions import KitError, KitInvalid, KitNotFound, KitPermissionDenied, KitStateConflict, MemberNotFound
 from telemetry.exceptions import TelemetryError, TelemetryQueryInvalid, TelemetryUnavailable
 
@@ -46,6 +47,12 @@ def _as_api_exception(exc):
     if isinstance(exc, KitStateConflict):
         return Conflict(exc.message)
     if isinstance(exc, KitError):
+        return exceptions.APIException(exc.message)
+    if isinstance(exc, ControlInvalid):
+        return exceptions.ValidationError(exc.field_errors)
+    if isinstance(exc, CommandNotFound):
+        return exceptions.NotFound(exc.message)
+    if isinstance(exc, ControlError):
         return exceptions.APIException(exc.message)
     if isinstance(exc, TelemetryQueryInvalid):
         return exceptions.ValidationError(exc.field_errors)

@@ -44,7 +44,9 @@ urlpatterns = [
         name="api-docs",
     ),
     path("healthz", healthz, name="healthz"),
-    # Before kits.urls: /kits/<id>/data is telemetry's, not a kit sub-resource of kits/.
+    # Before kits.urls: /kits/<id>/data is telemetry's and /kits/<id>/configuration and /commands are
+    # control's, not kit sub-resources of kits/.
     path("", include("telemetry.urls")),
+    path("", include("control.urls")),
     path("", include("kits.urls")),
 ]

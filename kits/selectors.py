@@ -83,6 +83,13 @@ def kit_can_manage(*, user: User, kit: Kit) -> bool:
     return user.is_staff or _role_of(user, kit) == Role.OWNER
 
 
+def kit_can_configure(*, user: User, kit: Kit) -> bool:
+    """Staff, the kit's configurers and its owners may change its configuration and send it commands."""
+    if not user.is_authenticated:
+        return False
+    return user.is_staff or _role_of(user, kit) in (Role.CONFIGURER, Role.OWNER)
+
+
 def kit_can_see_private_details(*, user: User, kit: Kit) -> bool:
     """Members and staff see a kit's IP address and admin e-mail; the public does not."""
     if not user.is_authenticated:

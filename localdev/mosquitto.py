@@ -34,9 +34,13 @@ INGEST_ACL = "".join(
     f"user {client}\n"
     f"topic read {TOPIC_ROOT}/+/measurements\n"
     f"topic read {TOPIC_ROOT}/+/status\n"
-    f"topic write {TOPIC_ROOT}/+/config\n"
+    f"topic read {TOPIC_ROOT}/+/command-results\n"
     for client in INGEST_CLIENTS
 )
+# The backend's identity (BACKEND_MQTT_CLIENT_ID, control/mqtt_publisher.py): it sends kits their
+# configuration and commands, and nothing else; the kits' own words reach it through the ingest.
+BACKEND_CLIENT = "astroplant.backend"
+BACKEND_ACL = f"user {BACKEND_CLIENT}\ntopic write {TOPIC_ROOT}/+/config\ntopic write {TOPIC_ROOT}/+/commands\n"
 
 
 def mosquitto_executable() -> str:
@@ -86,7 +90,14 @@ class MosquittoBroker:
         (self.directory / "server.crt").write_text(server.certificate_pem)
         _write_private(self.directory / "server.key", server.private_key_pem)
         acl = self.directory / "acl"
-        acl.write_text(kit_mosquitto_acl() + "\n" + INGEST_ACL + ("\n" + self.extra_acl if self.extra_acl else ""))
+        acl.write_text(
+            kit_mosquitto_acl()
+            + "\n"
+            + INGEST_ACL
+            + "\n"
+            + BACKEND_ACL
+            + ("\n" + self.extra_acl if self.extra_acl else "")
+        )
         log_destination = "stdout" if self.log_to_stdout else f"file {self.log_file}"
         self.config_file.write_text(
             "# Written by localdev/mosquitto.py; rewritten at every start.\n"
@@ -120,7 +131,8 @@ class MosquittoBroker:
 
     def client_credentials(self, common_name: str) -> ClientCredentials:
         """A client certificate signed by the project CA, written next to the broker's files:
-        for a service such as the ingest bridge (INGEST_CLIENT) or a test's observer."""
+        for a service such as the ingest bridge (INGEST_CLIENT), the backend (BACKEND_CLIENT) or a
+        test's observer."""
         issued = device_certificate_issue(authority=self.authority, common_name=common_name, valid_days=30)
         folder = self.directory / "clients" / common_name
         folder.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,9 @@
 
 Each round takes what the broker delivered (up to a batch), checks every message against the
 MQTT contract and DynamoDB's limits, stores the readings in one `readings_write` call, keeps
-refused messages as dead letters, moves the kits' last-seen times forward, and only then
-acknowledges the messages. One thread checks the next batch while another stores the one
+refused messages as dead letters, records what kits report back to the cloud (a configuration
+applied or rejected, a command's result: control/services.py), moves the kits' last-seen times
+forward, and only then acknowledges the messages. One thread checks the next batch while another stores the one
 before, in order; a third brings rollups up to date a few minutes behind (`rollups_refresh`).
 
 Failures are of two kinds. Transient (DynamoDB or the database away, throttling): the batch is
@@ -29,18 +30,20 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
+from control import services as control_services
+from control.exceptions import ReportRefused
 from kits import presence
 from kits import selectors as kit_selectors
 from kits.iot_policy import TOPIC_ROOT
 
 from . import dynamodb, services
 from .exceptions import ReadingsNotStored, TelemetryUnavailable
-from .messages import InvalidMessage, Measurement, message_parse, topic_parse
+from .messages import CommandResult, InvalidMessage, Measurement, Status, message_parse, topic_parse
 from .mqtt_subscriber import BrokerSettings, ReceivedMessage, Subscriber
 
 log = logging.getLogger(__name__)
 
-TOPICS = (f"{TOPIC_ROOT}/+/measurements", f"{TOPIC_ROOT}/+/status")
+TOPICS = (f"{TOPIC_ROOT}/+/measurements", f"{TOPIC_ROOT}/+/status", f"{TOPIC_ROOT}/+/command-results")
 RETRY_BACKOFF_MAX_SECONDS = 30.0
 ROLLUP_REFRESH_EVERY_SECONDS = 5.0
 
@@ -58,11 +61,12 @@ class IngestCounts:
     statuses: int = 0
     dead_letters: int = 0
     rollup_hours: int = 0  # hourly buckets brought up to date
+    reports: int = 0  # configuration reports and command results recorded
 
     def line(self) -> str:
         return (
             f"{self.messages} messages: {self.readings_stored} readings stored, {self.statuses} statuses, "
-            f"{self.dead_letters} dead letters, {self.rollup_hours} rollup hours, "
+            f"{self.dead_letters} dead letters, {self.rollup_hours} rollup hours, {self.reports} reports, "
             f"{dynamodb.write_units_spent()} write units"
         )
 
@@ -76,6 +80,9 @@ class CheckedBatch:
     readings: list[services.Reading]
     refused: list[services.RefusedMessage]
     sightings: list[presence.KitSighting]
+    # What kits report to the cloud (a status's configuration report, a command's result), each
+    # with its message, to dead-letter it if the control app refuses it.
+    reports: list[tuple[ReceivedMessage, Status | CommandResult]]
     # Which messages each reading came from, by (kit id, timestamp): to dead-letter the very
     # message(s) whose reading DynamoDB refuses.
     sources: dict[tuple[str, datetime], list[ReceivedMessage]]
@@ -204,8 +211,8 @@ class IngestBridge:
         BridgeStopping if asked to stop while the database is away."""
         close_old_connections()  # a long-running process must not keep a dead database connection
         now = timezone.now()
-        readings, refused, sightings, sources = self._sort(batch, now)
-        return CheckedBatch(batch, now, readings, refused, sightings, sources)
+        readings, refused, sightings, reports, sources = self._sort(batch, now)
+        return CheckedBatch(batch, now, readings, refused, sightings, reports, sources)
 
     def _store_and_ack(self, checked: CheckedBatch) -> bool:
         """Store one checked batch and acknowledge it. False if asked to stop first: then
@@ -235,7 +242,8 @@ class IngestBridge:
         return batch
 
     def _sort(self, batch, now):
-        """Readings to store, messages refused with their reason, and who was heard from."""
+        """Readings to store, messages refused with their reason, who was heard from, and what
+        kits report to the cloud."""
         parsed, refused = [], []
         for message in batch:
             try:
@@ -259,7 +267,7 @@ class IngestBridge:
         known = self._until_done(
             lambda: kit_selectors.kit_ids_receiving_telemetry(kit_ids={p.kit_id for _, p in parsed})
         )
-        readings, sightings = [], []
+        readings, sightings, reports = [], [], []
         sources: dict[tuple[str, datetime], list[ReceivedMessage]] = {}
         for message, content in parsed:
             if content.kit_id not in known:
@@ -274,10 +282,15 @@ class IngestBridge:
                 readings.append(reading)
                 sources.setdefault((reading.kit_id, reading.timestamp), []).append(message)
                 sightings.append(presence.KitSighting(content.kit_id, content.timestamp))
+            elif isinstance(content, CommandResult):
+                reports.append((message, content))
+                sightings.append(presence.KitSighting(content.kit_id, content.timestamp))
             else:
                 self.counts.statuses += 1
                 sightings.append(presence.KitSighting(content.kit_id, content.timestamp, content.ip))
-        return readings, refused, sightings, sources
+                if content.config_report is not None:
+                    reports.append((message, content))
+        return readings, refused, sightings, reports, sources
 
     def _refusal(self, message: ReceivedMessage, reason: str) -> services.RefusedMessage:
         try:
@@ -302,6 +315,8 @@ class IngestBridge:
                     raise TelemetryUnavailable(error.message) from error
             self.counts.readings_stored += stored
             checked.readings.clear()  # stored: a retry of a later step need not write them again
+        if checked.reports:
+            self._record_reports(checked)
         if checked.refused:
             self.counts.dead_letters += services.dead_letters_record(
                 refused=checked.refused, received_at=checked.received_at
@@ -310,6 +325,36 @@ class IngestBridge:
         if checked.sightings:
             presence.kits_seen_record(sightings=checked.sightings)
             checked.sightings.clear()
+
+    def _record_reports(self, checked: CheckedBatch) -> None:
+        """Records each report through the control app, in order, each once (a retry after the
+        database failed goes on with the next); a report it refuses (a command of another kit, a
+        configuration version never sent) becomes a dead letter."""
+        while checked.reports:
+            message, content = checked.reports[0]
+            try:
+                if isinstance(content, CommandResult):
+                    control_services.command_result_record(
+                        kit_id=content.kit_id,
+                        command_id=content.command_id,
+                        status=content.status,
+                        result=content.result,
+                        reason=content.reason,
+                        answered_at=content.timestamp,
+                    )
+                else:
+                    report = content.config_report
+                    control_services.configuration_reported(
+                        kit_id=content.kit_id,
+                        version=report.version,
+                        status=report.status,
+                        reason=report.reason,
+                        reported_at=content.timestamp,
+                    )
+                self.counts.reports += 1
+            except ReportRefused as error:
+                checked.refused.append(self._refusal(message, error.message))
+            checked.reports.pop(0)
 
     def _refuse_permanently_failed(self, checked: CheckedBatch, error: ReadingsNotStored) -> None:
         """Moves the readings DynamoDB refused for good to the dead letters, each with its

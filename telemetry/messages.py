@@ -14,10 +14,13 @@ from ipaddress import ip_address
 
 # One contract for both sides: the kit writes its messages with this module.
 from device.payloads import (
+    COMMAND_RESULT_STATUSES,
+    CONFIG_STATUSES,
     KIT_ID,
     KIT_PUBLISHES,
     MAX_PAYLOAD_BYTES,
     MAX_READINGS_PER_MESSAGE,
+    MAX_REASON_LENGTH,
     SCHEMA_VERSION,
     SENSOR_KEY_PATTERN,
     THING_NAME_PREFIX,
@@ -29,6 +32,8 @@ TOPIC_PATTERN = re.compile(
     f"/(?P<channel>{'|'.join(KIT_PUBLISHES)})$"
 )
 SENSOR_KEY = re.compile(SENSOR_KEY_PATTERN)
+COMMAND_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+COMMAND_RESULT_FIELDS = {"schema_version", "kit_id", "id", "status", "result", "reason", "timestamp"}
 
 
 class InvalidMessage(Exception):
@@ -57,19 +62,40 @@ class Measurement:
 
 
 @dataclass(frozen=True)
+class ConfigReport:
+    version: int
+    status: str  # applied | rejected
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class Status:
     kit_id: str
     timestamp: datetime
     ip: str | None
     software_version: str
     uptime_seconds: int
+    # What the kit said of a configuration it was sent, when the status carries that.
+    config_report: ConfigReport | None = None
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """A kit's answer to one of its commands (topic command-results)."""
+
+    kit_id: str
+    timestamp: datetime
+    command_id: str
+    status: str  # succeeded | failed
+    result: dict | None
+    reason: str | None
 
 
 def topic_parse(topic: str) -> tuple[str, str]:
     """(kit id, channel) of a kit topic, such as ('k-7f3a-c21e', 'measurements')."""
     match = TOPIC_PATTERN.match(topic)
     if not match:
-        raise InvalidMessage(f"The topic {topic!r} is not a kit's measurements or status topic.")
+        raise InvalidMessage(f"The topic {topic!r} is not a kit's measurements, status or command-results topic.")
     return match["kit_id"], match["channel"]
 
 
@@ -80,7 +106,7 @@ def message_parse(
     now: datetime,
     max_age: timedelta,
     max_ahead: timedelta,
-) -> Measurement | Status:
+) -> Measurement | Status | CommandResult:
     """Check one kit message against the contract and return what it says."""
     topic_kit_id, channel = topic_parse(topic)
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -108,13 +134,63 @@ def message_parse(
             readings=readings,
             actuators=_actuator_levels(body, readings),
         )
+    if channel == "command-results":
+        return _command_result(body, kit_id=kit_id, timestamp=timestamp)
     return Status(
         kit_id=kit_id,
         timestamp=timestamp,
         ip=_ip(body.get("ip")),
         software_version=_text(body.get("software_version"), "software_version", 64),
         uptime_seconds=_whole_number(body.get("uptime_seconds"), "uptime_seconds"),
+        config_report=_config_report(body),
     )
+
+
+def _config_report(body: dict) -> ConfigReport | None:
+    """A status's optional report on a configuration: config_version, config_status and reason
+    go together (device.payloads.status_payload)."""
+    if body.get("config_version") is None:
+        if body.get("config_status") is not None:
+            raise InvalidMessage("config_status is given without the config_version it is about.")
+        return None
+    version = _whole_number(body["config_version"], "config_version")
+    if version >= 2**31:
+        raise InvalidMessage(f"config_version {version} is not a configuration version.")
+    status = body.get("config_status")
+    if status not in CONFIG_STATUSES:
+        raise InvalidMessage(f"config_status must be one of {', '.join(CONFIG_STATUSES)}, not {status!r}.")
+    return ConfigReport(version=version, status=status, reason=_reason(body.get("reason")))
+
+
+def _command_result(body: dict, *, kit_id: str, timestamp: datetime) -> CommandResult:
+    unknown = sorted(set(body) - COMMAND_RESULT_FIELDS)
+    if unknown:
+        raise InvalidMessage(f"A command result has no field {', '.join(map(repr, unknown))}.")
+    command_id = body.get("id")
+    if not isinstance(command_id, str) or not COMMAND_ID.match(command_id):
+        raise InvalidMessage(f"id {command_id!r} is not a command id (a UUID such as the command carried).")
+    status = body.get("status")
+    if status not in COMMAND_RESULT_STATUSES:
+        raise InvalidMessage(f"status must be one of {', '.join(COMMAND_RESULT_STATUSES)}, not {status!r}.")
+    result = body.get("result")
+    if result is not None and not isinstance(result, dict):
+        raise InvalidMessage("result must be an object, or null.")
+    return CommandResult(
+        kit_id=kit_id,
+        timestamp=timestamp,
+        command_id=command_id,
+        status=status,
+        result=result,
+        reason=_reason(body.get("reason")),
+    )
+
+
+def _reason(value) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_REASON_LENGTH:
+        raise InvalidMessage(f"reason must be text of at most {MAX_REASON_LENGTH} characters, or null.")
+    return value
 
 
 def _refuse_constant(name: str):

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "kits",
     "telemetry",
+    "control",
 ]
 
 MIDDLEWARE = [
@@ -316,6 +317,60 @@ INGEST_PRIVATE_KEY_FILE = env.str("INGEST_PRIVATE_KEY_FILE", default=str(INGEST_
 INGEST_ROOT_CA_FILE = env.str("INGEST_ROOT_CA_FILE", default=str(INGEST_CREDENTIALS_DIR / "root-ca.pem"))
 # Readings older than this are refused (a kit that was offline longer has lost them anyway).
 INGEST_MAX_AGE_DAYS = env.int("INGEST_MAX_AGE_DAYS", default=30)
+
+# --- Kit control: configuration and commands (control/, DESIGN.md "Two-way") -----------------
+# The backend publishes configurations (retained) and commands to the kits with a certificate of
+# its own: on AWS IoT Core one whose policy allows publishing on every kit's `config` and
+# `commands` topics (docs/production.md); locally one the project CA issues (IOT_CA_AUTO_CREATE),
+# under var/backend/<client id>/, which the local mosquitto's ACL lets write exactly those topics.
+BACKEND_MQTT_HOST = env.str("BACKEND_MQTT_HOST", default=IOT_MQTT_ENDPOINT)
+BACKEND_MQTT_PORT = env.int("BACKEND_MQTT_PORT", default=IOT_MQTT_PORT)
+BACKEND_MQTT_CLIENT_ID = env.str("BACKEND_MQTT_CLIENT_ID", default="astroplant.backend")
+BACKEND_MQTT_CREDENTIALS_DIR = Path(
+    env.str("BACKEND_MQTT_CREDENTIALS_DIR", default=str(BASE_DIR / "var" / "backend" / BACKEND_MQTT_CLIENT_ID))
+)
+BACKEND_MQTT_CERTIFICATE_FILE = env.str(
+    "BACKEND_MQTT_CERTIFICATE_FILE", default=str(BACKEND_MQTT_CREDENTIALS_DIR / "certificate.pem.crt")
+)
+BACKEND_MQTT_PRIVATE_KEY_FILE = env.str(
+    "BACKEND_MQTT_PRIVATE_KEY_FILE", default=str(BACKEND_MQTT_CREDENTIALS_DIR / "private.pem.key")
+)
+# The CA that signs the broker's certificate: Amazon Root CA 1 on AWS; the project CA locally.
+BACKEND_MQTT_ROOT_CA_FILE = env.str(
+    "BACKEND_MQTT_ROOT_CA_FILE", default=str(BACKEND_MQTT_CREDENTIALS_DIR / "root-ca.pem")
+)
+# How long one publication waits for the broker to accept the connection, then to confirm (PUBACK).
+BACKEND_MQTT_TIMEOUT_SECONDS = env.float("BACKEND_MQTT_TIMEOUT_SECONDS", default=10.0)
+# A broker that is away is retried with exponential backoff and full jitter (whole seconds, as for
+# provisioning), this many times; a configuration still unpublished after that is queued again by
+# the sweep, once it is CONTROL_PUBLISH_STALE_SECONDS old.
+CONTROL_PUBLISH_RETRY_BASE_SECONDS = env.float("CONTROL_PUBLISH_RETRY_BASE_SECONDS", default=2.0)
+CONTROL_PUBLISH_RETRY_MAX_SECONDS = env.float("CONTROL_PUBLISH_RETRY_MAX_SECONDS", default=60.0)
+CONTROL_PUBLISH_MAX_RETRIES = env.int("CONTROL_PUBLISH_MAX_RETRIES", default=10)
+CONTROL_PUBLISH_STALE_SECONDS = env.float("CONTROL_PUBLISH_STALE_SECONDS", default=120.0)
+# A command the kit has not answered this long after it was made is expired: the kit never acts
+# on it later (its payload carries the expiry).
+COMMAND_EXPIRY_SECONDS = env.int("COMMAND_EXPIRY_SECONDS", default=60)
+# The measurement interval of a kit never configured from the cloud: the kit agent's own default
+# when its kit.toml has no [agent] interval_seconds (device/config.py), which the bundle never writes.
+KIT_DEFAULT_INTERVAL_SECONDS = env.float("KIT_DEFAULT_INTERVAL_SECONDS", default=60.0)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {"CommandNameEnum": "control.models.CommandName", "CommandStatusEnum": "control.models.CommandStatus"}
+)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        # Marks expired the commands no kit answered in time (reads of the commands do too).
+        "control-commands-expire": {
+            "task": "control.commands_expire",
+            "schedule": env.float("CONTROL_EXPIRE_SWEEP_SECONDS", default=15.0),
+        },
+        # Publishes again the configurations whose publishing task was lost or gave up.
+        "control-configurations-publish-sweep": {
+            "task": "control.configurations_publish_sweep",
+            "schedule": env.float("CONTROL_PUBLISH_SWEEP_SECONDS", default=120.0),
+        },
+    }
+)
 
 # --- Dashboard ------------------------------------------------------------------------------
 # A kit counts as online while its latest reading is at most this many minutes old.

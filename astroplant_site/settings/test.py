@@ -56,3 +56,12 @@ REST_FRAMEWORK = {
 # Telemetry: retry unprocessed writes quickly, so the tests of that path stay fast.
 TELEMETRY_WRITE_BACKOFF_BASE_SECONDS = 0.001
 TELEMETRY_WRITE_BACKOFF_MAX_SECONDS = 0.01
+
+# Kit control: the backend's MQTT identity is issued by the test CA; retries come quickly.
+BACKEND_MQTT_CREDENTIALS_DIR = BASE_DIR / "var" / "test" / "backend"
+BACKEND_MQTT_CERTIFICATE_FILE = str(BACKEND_MQTT_CREDENTIALS_DIR / "certificate.pem.crt")
+BACKEND_MQTT_PRIVATE_KEY_FILE = str(BACKEND_MQTT_CREDENTIALS_DIR / "private.pem.key")
+BACKEND_MQTT_ROOT_CA_FILE = str(BACKEND_MQTT_CREDENTIALS_DIR / "root-ca.pem")
+BACKEND_MQTT_TIMEOUT_SECONDS = 5.0
+CONTROL_PUBLISH_RETRY_BASE_SECONDS = 1
+CONTROL_PUBLISH_RETRY_MAX_SECONDS = 2

@@ -157,7 +157,7 @@ def test_a_kit_publishes_only_on_its_own_topics(two_kits_on_the_broker):
 
 
 def test_a_kit_receives_only_its_own_config(two_kits_on_the_broker, mosquitto_broker):
-    from localdev.mosquitto import INGEST_CLIENT
+    from localdev.mosquitto import BACKEND_CLIENT
 
     kits, _ = two_kits_on_the_broker
     (_, folder_a, config_a), (_, _, config_b) = kits["a"], kits["b"]
@@ -165,10 +165,10 @@ def test_a_kit_receives_only_its_own_config(two_kits_on_the_broker, mosquitto_br
     kit_a = connect_as_kit(folder_a, config_a)
     for topic in (config_a["topics"]["config"], config_b["topics"]["config"], "astroplant/#"):
         kit_a.subscribe(topic)
-    # When the cloud (the ingest bridge's identity) sends both kits their config
-    credentials = mosquitto_broker.client_credentials(INGEST_CLIENT)
+    # When the cloud (the backend's identity) sends both kits their config
+    credentials = mosquitto_broker.client_credentials(BACKEND_CLIENT)
     cloud = MqttClient(
-        client_id=INGEST_CLIENT,
+        client_id=BACKEND_CLIENT,
         certificate=credentials.certificate,
         private_key=credentials.private_key,
         root_ca=credentials.root_ca,
@@ -184,6 +184,42 @@ def test_a_kit_receives_only_its_own_config(two_kits_on_the_broker, mosquitto_br
 
     # Then kit A received its own config (once per matching subscription) and nothing of kit B's
     assert {topic for topic, _ in kit_a.received} == {config_a["topics"]["config"]}
+
+
+def test_the_backend_writes_only_config_and_commands_and_the_ingest_only_reads(
+    two_kits_on_the_broker, mosquitto_broker
+):
+    from localdev.mosquitto import BACKEND_CLIENT, INGEST_CLIENT
+
+    kits, observer = two_kits_on_the_broker
+    topics = kits["a"][2]["topics"]
+    clients = {}
+    for name in (BACKEND_CLIENT, INGEST_CLIENT):
+        credentials = mosquitto_broker.client_credentials(name)
+        clients[name] = MqttClient(
+            client_id=name,
+            certificate=credentials.certificate,
+            private_key=credentials.private_key,
+            root_ca=credentials.root_ca,
+            host="localhost",
+            port=mosquitto_broker.port,
+        )
+
+    # When each publishes on every topic of kit A
+    answers = {
+        (name, channel): client.publish(topic) for name, client in clients.items() for channel, topic in topics.items()
+    }
+    for client in clients.values():
+        client.close()
+
+    # Then the backend may send a kit its config and commands, and speak for it in nothing else;
+    # the ingest bridge may send nothing at all (it only reads what kits say)
+    assert answers == {
+        **{(BACKEND_CLIENT, channel): "Not authorized" for channel in topics},
+        (BACKEND_CLIENT, "config"): "Success",
+        (BACKEND_CLIENT, "commands"): "Success",
+        **{(INGEST_CLIENT, channel): "Not authorized" for channel in topics},
+    }
 
 
 def test_a_kit_cannot_take_over_another_kits_session(two_kits_on_the_broker):
