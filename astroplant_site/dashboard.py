@@ -81,10 +81,22 @@ def kit_page(request, kit_id: str):
         "range": range_form.chart_range(),
         "refreshSeconds": settings.DASHBOARD_REFRESH_SECONDS,
     }
+    can_configure = selectors.kit_can_configure(user=request.user, kit=kit)
+    configuration_config = {
+        "configurationUrl": reverse("kit-configuration", kwargs={"id": kit.id}),
+        "historyUrl": reverse("kit-configuration-history", kwargs={"id": kit.id}),
+        "commandsUrl": reverse("kit-command-list", kwargs={"id": kit.id}),
+        "canConfigure": can_configure,
+        "timeZone": kit.time_zone,
+        "sensors": [{"key": s.key, "label": s.label} for s in summary.sensors],
+        "actuators": [{"key": a.key, "kind": a.kind, "dimmable": a.dimmable} for a in kit.actuators.all()],
+    }
     return render(
         request,
         "dashboard/kit.html",
         {
+            "can_configure": can_configure,
+            "configuration_config": configuration_config,
             "summary": summary,
             "kit": kit,
             "range_form": range_form,

@@ -17,14 +17,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
 from device.configuration import LEVEL_MAX, LEVEL_MIN, ConfigurationInvalid, desired_checked
 from device.payloads import command_payload, config_payload, utc_timestamp
 from kits.iot_policy import kit_topic, thing_name_for
 from kits.models import Kit
 
-from . import mqtt_publisher, selectors
+from . import mqtt_publisher, selectors, tasks
 from .exceptions import ControlInvalid, ReportRefused
 from .models import COMMAND_OPEN_STATUSES, Command, CommandStatus, ConfigStatus, ConfigurationVersion, KitConfiguration
 
@@ -69,7 +68,7 @@ def configuration_change(*, kit: Kit, desired: Any, user) -> ConfigurationVersio
             changed_by_username=user.get_username() if user and user.is_authenticated else "",
             changed_at=timezone.now(),
         )
-        _enqueue_on_commit("configuration_publish_task", kit.id)
+        tasks.configuration_publish_task.delay_on_commit(kit.id)
     return change
 
 
@@ -143,7 +142,7 @@ def configurations_publish_sweep(*, older_than_seconds: float) -> list[str]:
     """Queue the publication of every configuration left unpublished; returns the kits."""
     kit_ids = configurations_unpublished(older_than_seconds=older_than_seconds)
     for kit_id in kit_ids:
-        _enqueue_on_commit("configuration_publish_task", kit_id)
+        tasks.configuration_publish_task.delay_on_commit(kit_id)
     return kit_ids
 
 
@@ -195,7 +194,7 @@ def command_create(*, kit: Kit, name: str, arguments: Any, user) -> Command:
             created_at=now,
             expires_at=now + timedelta(seconds=settings.COMMAND_EXPIRY_SECONDS),
         )
-        _enqueue_on_commit("command_send_task", str(command.id))
+        tasks.command_send_task.delay_on_commit(str(command.id))
     return command
 
 
@@ -291,23 +290,3 @@ def command_result_record(
             status=status, result=result, reason=reason or "", answered_at=answered_at
         )
     )
-
-
-# --- Queueing ------------------------------------------------------------------------------------
-
-
-def _enqueue_on_commit(task_name: str, argument: str) -> None:
-    """Queue a task of control/tasks.py once the current transaction commits. A Celery broker
-    that cannot be reached is logged rather than raised into the person's request: the
-    configuration sweep queues an unpublished configuration again; a command expires."""
-    from . import tasks
-
-    task = getattr(tasks, task_name)
-
-    def enqueue() -> None:
-        try:
-            task.delay(argument)
-        except OperationalError as error:
-            log.warning("Could not queue %s(%s): the Celery broker is unreachable (%s).", task.name, argument, error)
-
-    transaction.on_commit(enqueue, robust=True)

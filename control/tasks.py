@@ -11,6 +11,8 @@ import logging
 from celery import shared_task
 from celery.contrib.django.task import DjangoTask
 from django.conf import settings
+from django.db import transaction
+from kombu.exceptions import OperationalError
 
 from . import services
 from .exceptions import BrokerUnavailable, PublishRefused
@@ -38,6 +40,19 @@ class KitPublishTask(DjangoTask):
     @property
     def max_retries(self) -> int:
         return settings.CONTROL_PUBLISH_MAX_RETRIES
+
+    def delay_on_commit(self, subject: str) -> None:
+        """Queue the task once the current transaction commits (at once outside one). A Celery
+        broker that cannot be reached is logged rather than raised into the person's request:
+        the configuration sweep queues an unpublished configuration again; a command expires."""
+
+        def enqueue() -> None:
+            try:
+                self.delay(subject)
+            except OperationalError as error:
+                logger.warning("%s %s not queued: the Celery broker is unreachable (%s).", self.what, subject, error)
+
+        transaction.on_commit(enqueue, robust=True)
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         subject = args[0] if args else next(iter(kwargs.values()), "?")

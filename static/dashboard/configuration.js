@@ -183,7 +183,7 @@
       } else if (chosen === "thermostat") {
         const sensors = Object.fromEntries(config.sensors.map((s) => [s.key, s.label]));
         const heating = "on_below" in current;
-        const sensor = select("Sensor", `${base}.sensor`, sensors, current.sensor || config.sensors[0]?.key);
+        const sensor = select("Sensor", `${base}.sensor`, sensors, current.sensor || (config.sensors.find((s) => s.key === "temperature") || config.sensors[0])?.key);
         const direction = select("Works by", `${base}.direction`, { cool: "Cooling: on above, off below", heat: "Heating: on below, off above" }, heating ? "heat" : "cool");
         const on = field("Switch on at", heating ? `${base}.on_below` : `${base}.on_above`, {
           type: "number", step: "any", value: heating ? current.on_below : current.on_above, required: true,
@@ -225,14 +225,15 @@
   // ---- status, errors, history -------------------------------------------------------------
   function showState(state) {
     statusMark.dataset.status = state.status;
-    statusMark.textContent = STATUS_TEXT[state.status] || state.status;
+    // Version 0 is the defaults the kit runs until someone configures it: nothing to wait for.
+    statusMark.textContent = state.version ? STATUS_TEXT[state.status] || state.status : "Defaults";
     const who = state.changed_by ? ` by ${state.changed_by}` : "";
     const when = state.changed_at ? `, ${formatDateTime(new Date(state.changed_at))}` : "";
     versionText.textContent = state.version ? `Version ${state.version}${who}${when}` : "Never configured: the kit runs its defaults";
     reasonText.hidden = state.status !== "rejected" || !state.reason;
     reasonText.textContent = state.reason ? `The kit said: ${state.reason}` : "";
     clearTimeout(pollTimer);
-    if (state.status === "pending") pollTimer = setTimeout(refreshStatus, POLL_MS);
+    if (state.status === "pending" && state.version) pollTimer = setTimeout(refreshStatus, POLL_MS);
   }
 
   function showErrors(errors) {
