@@ -5,7 +5,7 @@ reads the version history and pings the kit; a viewer reads the configuration on
 
 The kit's side is played by the services the ingest bridge calls when a kit's report or answer
 arrives (control.services), so the page is tested apart from the broker; the whole path with
-real processes is tests/test_two_way_end_to_end.py."""
+real processes is tests/control/test_two_way_end_to_end.py."""
 
 import pytest
 from django.utils import timezone
