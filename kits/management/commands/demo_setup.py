@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from control import services as control_services
 from kits import memberships, registry
 from kits.models import Kit, Role
 from kits.registry import ActuatorSpec, SensorSpec
@@ -18,6 +19,15 @@ DEMO_SENSORS = [
 # drivers for exactly these.
 DEMO_ACTUATORS = [ActuatorSpec("led", "light", dimmable=True), ActuatorSpec("fan", "fan", dimmable=False)]
 DEMO_TIME_ZONE = "Europe/Amsterdam"
+# What the demo kits are first asked to run, from the cloud: a reading every 5 s, the panel on a
+# day's schedule and the fan as a thermostat. A configurer changes it on the kit page.
+DEMO_CONFIGURATION = {
+    "interval_seconds": 5,
+    "actuators": {
+        "led": {"mode": "schedule", "periods": [{"from": "06:00", "to": "22:00", "level": 80}]},
+        "fan": {"mode": "thermostat", "sensor": "temperature", "on_above": 26.0, "off_below": 25.0},
+    },
+}
 DEMO_KITS = [
     ("demo-kit-1", "Basil on the balcony", True),
     ("demo-kit-2", "Classroom lettuce", True),
@@ -61,6 +71,11 @@ class Command(BaseCommand):
             )
             memberships.membership_add(kit=kit, username=grower.username, role=Role.OWNER)
             self.stdout.write(f"created kit {kit.id}")
+        for kit_id, _, _ in DEMO_KITS:
+            kit = Kit.objects.get(pk=kit_id)
+            if not kit.configuration_versions.exists():
+                control_services.configuration_change(kit=kit, desired=DEMO_CONFIGURATION, user=grower)
+                self.stdout.write(f"configured kit {kit.id}: LED panel on a schedule, fan as a thermostat")
         self.stdout.write(
             self.style.SUCCESS("Demo data ready: admin/admin (staff), grower/grower (owns the demo kits).")
         )
