@@ -72,6 +72,20 @@ def configuration_change(*, kit: Kit, desired: Any, user) -> ConfigurationVersio
     return change
 
 
+def configuration_reissue_for_time_zone(*, kit: Kit, **_signal) -> None:
+    """The kit's time zone changed (kits.signals): its schedules run on that clock, so it gets its
+    current configuration again as a new version (a kit applies only a newer one), carrying the
+    new zone. A kit never configured runs kit.toml's zone until it is; a configuration that no
+    longer fits the kit's sensors and actuators waits for a configurer's next change."""
+    current = ConfigurationVersion.objects.filter(kit=kit).order_by("-version").first()
+    if current is None:
+        return
+    try:
+        configuration_change(kit=kit, desired=current.desired, user=None)
+    except ControlInvalid as error:
+        log.warning("Kit %s's time zone changed, but its configuration no longer fits it: %s", kit.id, error)
+
+
 def _version_raise(kit: Kit) -> bool:
     return bool(KitConfiguration.objects.filter(kit=kit).update(version=F("version") + 1))
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from . import provisioning, tasks
 from .exceptions import KitBusy, KitInvalid, KitStateConflict
 from .models import Actuator, Kit, ProvisioningStatus, Sensor, kit_id_generate
+from .signals import kit_time_zone_changed
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def kit_update(
         "public": public,
         "time_zone": time_zone,
     }
+    stored_time_zone = Kit.objects.filter(pk=kit.pk).values_list("time_zone", flat=True).first()
     for field, value in changes.items():
         if value is not None:
             setattr(kit, field, value)
@@ -103,6 +105,8 @@ def kit_update(
     with transaction.atomic():
         # Only these fields: a worker may be changing the kit's provisioning fields meanwhile.
         kit.save(update_fields=[*changes, "updated_at"])
+        if kit.time_zone != stored_time_zone:
+            kit_time_zone_changed.send(sender=Kit, kit=kit)
         if sensors is not None:
             sensors = list(sensors)
             _check_keys_unique(sensors, "sensors", "sensor")

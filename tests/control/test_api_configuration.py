@@ -300,3 +300,31 @@ def test_the_service_says_the_same_to_every_caller(actuated_kits, users):
         )
 
     assert list(refused.value.field_errors) == ["desired.interval_seconds"]
+
+
+def test_a_new_time_zone_reaches_the_kit_as_a_new_version_of_the_same_configuration(
+    make_client, users, configurer, actuated_kits, django_capture_on_commit_callbacks
+):
+    # Given a kit configured with a schedule
+    put(configurer, {"interval_seconds": 30, "actuators": {"led": SCHEDULE}})
+    owner = make_client(users["owner"])
+
+    # When its owner moves it to another time zone
+    with django_capture_on_commit_callbacks() as queued:
+        response = owner.patch("/kits/private-kit", {"time_zone": "Asia/Tokyo"}, format="json")
+
+    # Then the same configuration is version 2, queued to be published (with the new zone)
+    assert response.status_code == 200, response.content
+    state = configurer.get("/kits/private-kit/configuration").json()
+    assert state["version"] == 2 and state["status"] == "pending"
+    assert state["desired"] == ConfigurationVersion.objects.get(kit_id="private-kit", version=1).desired
+    assert len(queued) == 1
+    # and a PATCH that leaves the zone as it is makes no version
+    owner.patch("/kits/private-kit", {"time_zone": "Asia/Tokyo", "name": "Renamed"}, format="json")
+    assert configurer.get("/kits/private-kit/configuration").json()["version"] == 2
+
+
+def test_a_kit_never_configured_gets_no_version_for_a_new_time_zone(make_client, users, actuated_kits):
+    make_client(users["owner"]).patch("/kits/private-kit", {"time_zone": "Asia/Tokyo"}, format="json")
+
+    assert make_client(users["viewer"]).get("/kits/private-kit/configuration").json()["version"] == 0
