@@ -156,16 +156,22 @@ def test_a_kit_publishes_only_on_its_own_topics(two_kits_on_the_broker):
     )
 
 
-def test_a_kit_receives_only_its_own_config(two_kits_on_the_broker, mosquitto_broker):
+def test_a_kit_receives_only_its_own_config_and_commands(two_kits_on_the_broker, mosquitto_broker):
     from localdev.mosquitto import BACKEND_CLIENT
 
     kits, _ = two_kits_on_the_broker
     (_, folder_a, config_a), (_, _, config_b) = kits["a"], kits["b"]
-    # Given kit A subscribed to its own config and, trying its luck, to kit B's and to everything
+    channels = ("config", "commands")
+    # Given kit A subscribed to its own config and commands and, trying its luck, to kit B's and
+    # to everything
     kit_a = connect_as_kit(folder_a, config_a)
-    for topic in (config_a["topics"]["config"], config_b["topics"]["config"], "astroplant/#"):
+    for topic in (
+        *(config_a["topics"][c] for c in channels),
+        *(config_b["topics"][c] for c in channels),
+        "astroplant/#",
+    ):
         kit_a.subscribe(topic)
-    # When the cloud (the backend's identity) sends both kits their config
+    # When the cloud (the backend's identity) sends both kits their config and a command
     credentials = mosquitto_broker.client_credentials(BACKEND_CLIENT)
     cloud = MqttClient(
         client_id=BACKEND_CLIENT,
@@ -175,15 +181,15 @@ def test_a_kit_receives_only_its_own_config(two_kits_on_the_broker, mosquitto_br
         host="localhost",
         port=mosquitto_broker.port,
     )
-    assert cloud.publish(config_b["topics"]["config"]) == "Success"
-    assert cloud.publish(config_a["topics"]["config"]) == "Success"
-    # kit B's went first, from the same client: once kit A has its own, B's had its chance
-    wait_until(lambda: received(kit_a, config_a["topics"]["config"]), what="kit A's config")
+    for topic in (*(config_b["topics"][c] for c in channels), *(config_a["topics"][c] for c in channels)):
+        assert cloud.publish(topic) == "Success"
+    # kit B's went first, from the same client: once kit A has its last, B's had their chance
+    wait_until(lambda: received(kit_a, config_a["topics"]["commands"]), what="kit A's command")
     cloud.close()
     kit_a.close()
 
-    # Then kit A received its own config (once per matching subscription) and nothing of kit B's
-    assert {topic for topic, _ in kit_a.received} == {config_a["topics"]["config"]}
+    # Then kit A received its own (once per matching subscription) and nothing of kit B's
+    assert {topic for topic, _ in kit_a.received} == {config_a["topics"][c] for c in channels}
 
 
 def test_the_backend_writes_only_config_and_commands_and_the_ingest_only_reads(
