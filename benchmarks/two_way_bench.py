@@ -100,6 +100,8 @@ class Api:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
+        except OSError as error:  # refused or reset: gunicorn is gone (or stopping, after Ctrl-C)
+            raise BenchFailed(f"{method} {path}: the API did not answer ({error})") from error
 
     def expect(self, status: int, method: str, path: str, body: dict | None = None) -> dict:
         answered, content = self.call(method, path, body)
@@ -151,7 +153,7 @@ def poll(read, done, *, poll_seconds: float, what: str, logs: list[Path]):
         if done(answer):
             return answer, time.perf_counter()
         if time.monotonic() > deadline:
-            tails = "".join(f"\n--- {log.name} ---\n" + "\n".join(log.read_text().splitlines()[-40:]) for log in logs)
+            tails = "".join(f"\n--- {log.name} ---\n" + "\n".join(log.read_text().splitlines()[-15:]) for log in logs)
             raise BenchFailed(f"No {what} after {ROUND_TIMEOUT_SECONDS} s; the last answer: {answer}{tails}")
         time.sleep(poll_seconds)
 
@@ -259,22 +261,25 @@ def kit_and_owner_prepare(run_id: str):
     """A kit with two sensors, a dimmable LED panel and a fan, and its owner; returns the kit and
     the owner's username and password. Registering the kit queues its provisioning for the worker."""
     from django.contrib.auth import get_user_model
+    from django.db import transaction
 
     from kits import memberships, registry
     from kits.models import Role
 
     username, password = f"bench-owner-{run_id}", secrets.token_urlsafe(16)
-    get_user_model().objects.create_user(username, f"{username}@example.org", password)
-    kit = registry.kit_register(
-        id=f"two-way-bench-{run_id}",
-        name="Two-way benchmark",
-        sensors=[
-            registry.SensorSpec("temperature", "temperature", "°C"),
-            registry.SensorSpec("light", "light", "lux"),
-        ],
-        actuators=[registry.ActuatorSpec("led", "light", dimmable=True), registry.ActuatorSpec("fan", "fan")],
-    )
-    memberships.membership_add(kit=kit, username=username, role=Role.OWNER)
+    # One transaction: on SQLite, the worker provisioning the kit would hold the database meanwhile.
+    with transaction.atomic():
+        get_user_model().objects.create_user(username, f"{username}@example.org", password)
+        kit = registry.kit_register(
+            id=f"two-way-bench-{run_id}",
+            name="Two-way benchmark",
+            sensors=[
+                registry.SensorSpec("temperature", "temperature", "°C"),
+                registry.SensorSpec("light", "light", "lux"),
+            ],
+            actuators=[registry.ActuatorSpec("led", "light", dimmable=True), registry.ActuatorSpec("fan", "fan")],
+        )
+        memberships.membership_add(kit=kit, username=username, role=Role.OWNER)
     return kit, username, password
 
 
@@ -292,6 +297,8 @@ def main() -> None:
         figures = run(arguments)
     except (BenchFailed, AssertionError) as failure:  # AssertionError: tests.support.wait_until timed out
         sys.exit(f"Failed: {failure}")
+    except KeyboardInterrupt:  # every process is stopped by now
+        sys.exit("Interrupted")
     figures_print(figures)
 
 
@@ -307,7 +314,10 @@ def run(arguments) -> dict:
 
         warmup_config, _ = configuration_round(api, kit_id, 0, poll_seconds=poll_seconds, logs=logs)
         warmup_ping, _ = ping_round(api, kit_id, poll_seconds=poll_seconds, logs=logs)
-        print(f"Kit online. Warm-up, not counted: configuration {warmup_config:.0f} ms, ping {warmup_ping:.0f} ms")
+        print(
+            f"Kit online. Warm-up, not counted: configuration {warmup_config:.0f} ms, ping {warmup_ping:.0f} ms",
+            flush=True,
+        )
         for number in range(1, arguments.repeats + 1):
             total, marks = configuration_round(api, kit_id, number, poll_seconds=poll_seconds, logs=logs)
             config_samples.add(total, marks)
