@@ -14,8 +14,8 @@ from statistics import median
 import pytest
 import tomli_w
 
-from kits import memberships, provisioning, registry
-from kits.models import Kit
+from kits import memberships, registry
+from kits.models import Kit, ProvisioningStatus
 from telemetry.selectors import readings_range_rows
 from telemetry.timebuckets import Resolution, to_ms
 from tests.conftest import _database_url_of
@@ -51,7 +51,10 @@ def stack(moto_server, backend_on_broker, telemetry_tables, celery_worker_in_pro
             registry.ActuatorSpec("heater", "heater"),
         ],
     )
-    provisioning.kit_provision(kit_id=kit.id)
+    # The Celery worker provisions it, as it would any kit registered
+    wait_until(
+        lambda: Kit.objects.get(pk=KIT_ID).provisioning_status == ProvisioningStatus.ACTIVE, what="the provisioning"
+    )
     kit.refresh_from_db()
     bundle = tmp_path / "bundle"
     unpack_bundle(kit, bundle)
