@@ -3,14 +3,18 @@
 import io
 import signal
 import subprocess
+import threading
 import time
 import tomllib
 import zipfile
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
 from kits import bundles
 from kits.models import Kit
+from telemetry.ingest import TOPICS, IngestBridge
+from telemetry.mqtt_subscriber import BrokerSettings, Subscriber
 
 
 def wait_until(condition, *, timeout: float = 20.0, what: str = "the condition", logs: tuple[Path, ...] = ()) -> None:
@@ -150,3 +154,30 @@ def admin_change_form(html: str, form_id: str = "kit_form") -> dict[str, str]:
     parser = _FormFields(form_id)
     parser.feed(html)
     return dict(parser.fields)
+
+
+@contextmanager
+def ingest_bridge_running(mosquitto_broker):
+    """The ingest bridge in a thread of the test process (so it shares the test database),
+    subscribed to the real broker as `astroplant.ingest`; stopped on leaving."""
+    credentials = mosquitto_broker.client_credentials("astroplant.ingest")
+    subscriber = Subscriber(
+        BrokerSettings(
+            host="localhost",
+            port=mosquitto_broker.port,
+            client_id="astroplant.ingest",
+            certificate=credentials.certificate,
+            private_key=credentials.private_key,
+            root_ca=credentials.root_ca,
+            topics=TOPICS,
+        )
+    )
+    bridge = IngestBridge(subscriber, batch_wait_seconds=0.05)
+    thread = threading.Thread(target=bridge.run, kwargs={"report_every_seconds": 3600}, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: subscriber.subscribed, what="the bridge to subscribe")
+        yield bridge
+    finally:
+        bridge.stop()
+        thread.join(timeout=10)

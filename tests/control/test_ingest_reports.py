@@ -4,7 +4,6 @@ config_status, and its answers on command-results; bad ones, and answers to anot
 commands, become dead letters."""
 
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,9 +13,7 @@ from control.models import Command, CommandStatus
 from device.payloads import command_result_payload, status_payload, utc_timestamp
 from kits.models import Actuator
 from telemetry.dead_letters import DeadLetter
-from telemetry.ingest import TOPICS, IngestBridge
-from telemetry.mqtt_subscriber import BrokerSettings, Subscriber
-from tests.support import wait_until
+from tests.support import ingest_bridge_running, wait_until
 from tests.telemetry.test_ingest import KitPublisher
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -30,25 +27,8 @@ def kits(private_kit, public_kit):
 
 @pytest.fixture
 def bridge(mosquitto_broker, telemetry_tables, kits):
-    credentials = mosquitto_broker.client_credentials("astroplant.ingest")
-    subscriber = Subscriber(
-        BrokerSettings(
-            host="localhost",
-            port=mosquitto_broker.port,
-            client_id="astroplant.ingest",
-            certificate=credentials.certificate,
-            private_key=credentials.private_key,
-            root_ca=credentials.root_ca,
-            topics=TOPICS,
-        )
-    )
-    bridge = IngestBridge(subscriber, batch_wait_seconds=0.05)
-    thread = threading.Thread(target=bridge.run, kwargs={"report_every_seconds": 3600}, daemon=True)
-    thread.start()
-    wait_until(lambda: subscriber.subscribed, what="the bridge to subscribe")
-    yield bridge
-    bridge.stop()
-    thread.join(timeout=10)
+    with ingest_bridge_running(mosquitto_broker) as bridge:
+        yield bridge
 
 
 @pytest.fixture

@@ -14,12 +14,10 @@ from hypothesis import strategies as st
 from kits import registry
 from kits.models import Kit
 from telemetry.dead_letters import DeadLetter
-from telemetry.ingest import TOPICS, IngestBridge
-from telemetry.mqtt_subscriber import BrokerSettings, Subscriber
 from telemetry.selectors import readings_range_rows, rollups_range
 from telemetry.services import rollups_refresh_all
 from telemetry.timebuckets import Resolution, to_ms
-from tests.support import wait_until
+from tests.support import ingest_bridge_running, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -68,25 +66,8 @@ def kits(db):
 
 @pytest.fixture
 def bridge(mosquitto_broker, telemetry_tables, kits):
-    credentials = mosquitto_broker.client_credentials("astroplant.ingest")
-    subscriber = Subscriber(
-        BrokerSettings(
-            host="localhost",
-            port=mosquitto_broker.port,
-            client_id="astroplant.ingest",
-            certificate=credentials.certificate,
-            private_key=credentials.private_key,
-            root_ca=credentials.root_ca,
-            topics=TOPICS,
-        )
-    )
-    bridge = IngestBridge(subscriber, batch_wait_seconds=0.05)
-    thread = threading.Thread(target=bridge.run, kwargs={"report_every_seconds": 3600}, daemon=True)
-    thread.start()
-    wait_until(lambda: subscriber.subscribed, what="the bridge to subscribe")
-    yield bridge
-    bridge.stop()
-    thread.join(timeout=10)
+    with ingest_bridge_running(mosquitto_broker) as bridge:
+        yield bridge
 
 
 @pytest.fixture
