@@ -4,14 +4,13 @@ may read these; its configurers, owners and staff may change them."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotAuthenticated
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from astroplant_site.api import BAD_INPUT, NOT_FOUND, NOT_SIGNED_IN, ErrorSerializer, StrictPageNumberPagination
 from kits import selectors as kit_selectors
-from kits.exceptions import KitPermissionDenied
+from kits.access import kit_to_configure
 
 from . import selectors, services
 from .serializers import (
@@ -28,16 +27,6 @@ FORBIDDEN = OpenApiResponse(
 COMMAND_NOT_FOUND = OpenApiResponse(
     ErrorSerializer, description="No such kit or command, or a kit you may not see: they look alike."
 )
-
-
-def _kit_to_configure(request, kit_id: str):
-    """The kit, if the caller may configure it: 404 if they may not see it, 401/403 otherwise."""
-    kit = kit_selectors.kit_get_visible(user=request.user, kit_id=kit_id)
-    if not request.user.is_authenticated:
-        raise NotAuthenticated("Sign in to configure a kit.")
-    if not kit_selectors.kit_can_configure(user=request.user, kit=kit):
-        raise KitPermissionDenied("Only the kit's configurers, owners and staff may do this.")
-    return kit
 
 
 class ConfigurationApi(APIView):
@@ -67,7 +56,7 @@ class ConfigurationApi(APIView):
         },
     )
     def put(self, request, id: str):
-        kit = _kit_to_configure(request, id)
+        kit = kit_to_configure(request, id)
         serializer = ConfigurationInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.configuration_change(kit=kit, desired=serializer.validated_data["desired"], user=request.user)
@@ -115,7 +104,7 @@ class CommandListApi(GenericAPIView):
         responses={201: CommandOutputSerializer, 400: BAD_INPUT, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def post(self, request, id: str):
-        kit = _kit_to_configure(request, id)
+        kit = kit_to_configure(request, id)
         serializer = CommandInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         command = services.command_create(kit=kit, user=request.user, **serializer.validated_data)

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from astroplant_site.api import BAD_INPUT, NOT_FOUND, NOT_SIGNED_IN, ErrorSerializer, StrictPageNumberPagination
 
 from . import memberships, registry, selectors
+from .access import kit_to_manage
 from .exceptions import KitPermissionDenied
 from .serializers import (
     KitCreateInputSerializer,
@@ -28,16 +29,6 @@ FORBIDDEN = OpenApiResponse(ErrorSerializer, description="You may see this kit b
 CONFLICT = OpenApiResponse(
     ErrorSerializer, description="The kit still has its AWS IoT thing and certificate: decommission it first."
 )
-
-
-def _kit_to_manage(request, kit_id: str):
-    """The kit, if the caller may manage it: 404 if they may not see it, 401/403 otherwise."""
-    kit = selectors.kit_get_visible(user=request.user, kit_id=kit_id)
-    if not request.user.is_authenticated:
-        raise NotAuthenticated("Sign in to change a kit.")
-    if not selectors.kit_can_manage(user=request.user, kit=kit):
-        raise KitPermissionDenied("Only the kit's owners and staff may do this.")
-    return kit
 
 
 def _kit_output(request, kit) -> dict:
@@ -127,7 +118,7 @@ class KitDetailApi(APIView):
         responses={200: KitOutputSerializer, 400: BAD_INPUT, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def patch(self, request, id: str):
-        kit = _kit_to_manage(request, id)
+        kit = kit_to_manage(request, id)
         serializer = KitUpdateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = serializer.validated_data
@@ -150,7 +141,7 @@ class KitDetailApi(APIView):
         responses={204: None, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT},
     )
     def delete(self, request, id: str):
-        kit = _kit_to_manage(request, id)
+        kit = kit_to_manage(request, id)
         registry.kit_delete(kit=kit)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -162,7 +153,7 @@ class KitMemberListApi(APIView):
         responses={200: MemberOutputSerializer(many=True), 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def get(self, request, id: str):
-        kit = _kit_to_manage(request, id)
+        kit = kit_to_manage(request, id)
         members = selectors.memberships_of_kit(kit=kit)
         return Response(MemberOutputSerializer(members, many=True).data)
 
@@ -173,7 +164,7 @@ class KitMemberListApi(APIView):
         responses={201: MemberOutputSerializer, 400: BAD_INPUT, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def post(self, request, id: str):
-        kit = _kit_to_manage(request, id)
+        kit = kit_to_manage(request, id)
         serializer = MemberInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = memberships.membership_add(kit=kit, **serializer.validated_data)
@@ -188,7 +179,7 @@ class KitMemberDetailApi(APIView):
         responses={200: MemberOutputSerializer, 400: BAD_INPUT, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def patch(self, request, id: str, username: str):
-        kit = _kit_to_manage(request, id)
+        kit = kit_to_manage(request, id)
         serializer = MemberRoleInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = memberships.membership_change_role(kit=kit, username=username, **serializer.validated_data)
@@ -200,6 +191,6 @@ class KitMemberDetailApi(APIView):
         responses={204: None, 400: BAD_INPUT, 401: NOT_SIGNED_IN, 403: FORBIDDEN, 404: NOT_FOUND},
     )
     def delete(self, request, id: str, username: str):
-        kit = _kit_to_manage(request, id)
+        kit = kit_to_manage(request, id)
         memberships.membership_remove(kit=kit, username=username)
         return Response(status=status.HTTP_204_NO_CONTENT)
